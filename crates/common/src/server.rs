@@ -1,0 +1,353 @@
+//! Running a service: the public listener, the admin listener (`/healthz`, `/readyz`, `/metrics`)
+//! and the background tasks, all supervised together until the shutdown future resolves or one of
+//! them stops; then a drain in a fixed order.
+//!
+//! The caller injects the listeners and the shutdown future: production binds the configured
+//! addresses and passes [`signal`], tests bind port 0 and pass whatever future they control.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::BoxError;
+use crate::config::{ListenConfig, ShutdownConfig};
+use crate::health::Readiness;
+use crate::metrics::Metrics;
+
+/// A long-running task of a service (an outbox relay, a consumer). It must return once the
+/// service's cancellation token fires; returning earlier counts as a failure and stops the service.
+pub type Task = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+
+/// The two bound listeners of a service.
+#[derive(Debug)]
+pub struct Listeners {
+    pub http: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(http: &ListenConfig, admin: &ListenConfig) -> std::io::Result<Self> {
+        Ok(Self {
+            http: TcpListener::bind(http.addr).await?,
+            admin: TcpListener::bind(admin.addr).await?,
+        })
+    }
+
+    /// Both on an ephemeral loopback port, for tests.
+    pub async fn ephemeral() -> std::io::Result<Self> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(Self {
+            http: TcpListener::bind(any).await?,
+            admin: TcpListener::bind(any).await?,
+        })
+    }
+
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin.local_addr()
+    }
+}
+
+/// Everything [`run`] needs: the public router and what the admin listener reports.
+pub struct Service {
+    router: Router,
+    metrics: Metrics,
+    readiness: Readiness,
+    cancel: CancellationToken,
+    tasks: Vec<(&'static str, Task)>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tasks: Vec<_> = self.tasks.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Service")
+            .field("readiness", &self.readiness)
+            .field("tasks", &tasks)
+            .finish()
+    }
+}
+
+impl Service {
+    pub fn new(router: Router, metrics: Metrics, readiness: Readiness) -> Self {
+        Self {
+            router,
+            metrics,
+            readiness,
+            cancel: CancellationToken::new(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// The token background tasks watch; it fires once the public listener has drained.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    pub fn with_task(
+        mut self,
+        name: &'static str,
+        task: impl Future<Output = Result<(), BoxError>> + Send + 'static,
+    ) -> Self {
+        self.tasks.push((name, Box::pin(task)));
+        self
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+}
+
+/// A service could not start: `what` it was doing, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} failed")]
+pub struct StartError {
+    pub what: &'static str,
+    #[source]
+    pub source: BoxError,
+}
+
+impl StartError {
+    pub fn new(what: &'static str, source: impl Into<BoxError>) -> Self {
+        Self {
+            what,
+            source: source.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("background task `{name}` stopped: {reason}")]
+    TaskStopped { name: &'static str, reason: String },
+    #[error("{listener} listener failed")]
+    Listener {
+        listener: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or ctrl-c.
+pub async fn signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("ctrl-c received"),
+        () = terminate => info!("SIGTERM received"),
+    }
+}
+
+/// What `main` does once the service is built: bind the configured listeners, say where they are,
+/// and run until SIGTERM or ctrl-c.
+pub async fn serve_until_signalled(
+    service: Service,
+    http: &ListenConfig,
+    admin: &ListenConfig,
+    shutdown: &ShutdownConfig,
+) -> Result<(), ServeError> {
+    let listeners = Listeners::bind(http, admin)
+        .await
+        .map_err(|source| ServeError::Listener {
+            listener: "public or admin",
+            source,
+        })?;
+    let (http_addr, admin_addr) = (listeners.http_addr(), listeners.admin_addr());
+    if let (Ok(http), Ok(admin)) = (http_addr, admin_addr) {
+        info!(%http, %admin, "listening");
+    }
+    run(service, listeners, signal(), shutdown).await
+}
+
+/// Serves until `shutdown` resolves or a task or listener stops, then drains:
+/// 1. readiness turns false (and stays so for `readiness_grace`, so balancers notice);
+/// 2. the public listener stops accepting and in-flight requests get `drain_deadline` to finish;
+/// 3. background tasks are cancelled and awaited (same deadline);
+/// 4. the admin listener closes last, so probes see "not ready" until the end.
+pub async fn run(
+    service: Service,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+    config: &ShutdownConfig,
+) -> Result<(), ServeError> {
+    let Service {
+        router,
+        metrics,
+        readiness,
+        cancel,
+        tasks: task_list,
+    } = service;
+    let public = crate::http::instrument(router, metrics.clone());
+    let admin = admin_router(metrics, readiness.clone());
+
+    let http_stop = CancellationToken::new();
+    let admin_stop = CancellationToken::new();
+    let mut http = tokio::spawn(
+        axum::serve(listeners.http, public)
+            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
+            .into_future(),
+    );
+    let mut admin_server = tokio::spawn(
+        axum::serve(listeners.admin, admin)
+            .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
+            .into_future(),
+    );
+    let mut tasks = JoinSet::new();
+    for (name, task) in task_list {
+        tasks.spawn(async move { (name, task.await) });
+    }
+
+    // A JoinHandle must not be polled again once it has completed, hence the two flags.
+    let (mut http_done, mut admin_done) = (false, false);
+    let mut failure = tokio::select! {
+        () = shutdown => None,
+        Some(joined) = tasks.join_next() => Some(task_failure(joined)),
+        joined = &mut http => {
+            http_done = true;
+            Some(listener_failure("public", joined))
+        }
+        joined = &mut admin_server => {
+            admin_done = true;
+            Some(listener_failure("admin", joined))
+        }
+    };
+    if let Some(error) = &failure {
+        error!(%error, "stopping the service");
+    }
+    info!("draining");
+    readiness.start_draining();
+    if !config.readiness_grace.is_zero() {
+        tokio::time::sleep(config.readiness_grace).await;
+    }
+
+    http_stop.cancel();
+    if !http_done {
+        match tokio::time::timeout(config.drain_deadline, &mut http).await {
+            Ok(_) => info!("in-flight requests drained"),
+            Err(_) => {
+                warn!(deadline = ?config.drain_deadline, "drain deadline passed; dropping in-flight requests");
+                http.abort();
+            }
+        }
+    }
+
+    cancel.cancel();
+    let wait_tasks = async {
+        while let Some(joined) = tasks.join_next().await {
+            let (name, result) = match joined {
+                Ok(done) => done,
+                Err(error) => ("unknown", Err(error.into())),
+            };
+            match result {
+                Ok(()) => info!(task = name, "task stopped"),
+                Err(error) => warn!(task = name, %error, "task stopped with an error"),
+            }
+        }
+    };
+    if tokio::time::timeout(config.drain_deadline, wait_tasks)
+        .await
+        .is_err()
+    {
+        warn!("background tasks did not stop in time; aborting them");
+        tasks.abort_all();
+    }
+
+    admin_stop.cancel();
+    if !admin_done
+        && tokio::time::timeout(config.drain_deadline, &mut admin_server)
+            .await
+            .is_err()
+    {
+        admin_server.abort();
+    }
+    info!("stopped");
+    failure.take().map_or(Ok(()), Err)
+}
+
+fn task_failure(
+    joined: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinError>,
+) -> ServeError {
+    match joined {
+        Ok((name, Ok(()))) => ServeError::TaskStopped {
+            name,
+            reason: "returned early".to_owned(),
+        },
+        Ok((name, Err(error))) => ServeError::TaskStopped {
+            name,
+            reason: error.to_string(),
+        },
+        Err(error) => ServeError::TaskStopped {
+            name: "unknown",
+            reason: error.to_string(),
+        },
+    }
+}
+
+fn listener_failure(
+    listener: &'static str,
+    joined: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> ServeError {
+    let source = match joined {
+        Ok(Ok(())) => std::io::Error::other("listener closed unexpectedly"),
+        Ok(Err(error)) => error,
+        Err(error) => std::io::Error::other(error),
+    };
+    ServeError::Listener { listener, source }
+}
+
+/// `/healthz` (the process is alive), `/readyz` (dependencies reachable and not draining) and
+/// `/metrics`. Kept off the public listener so that neither probes nor scrapes are exposed.
+pub fn admin_router(metrics: Metrics, readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz).with_state(readiness))
+        .route("/metrics", get(render_metrics).with_state(metrics))
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> Response {
+    let report = readiness.report().await;
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report)).into_response()
+}
+
+async fn render_metrics(State(metrics): State<Metrics>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,379 @@
+//! Consuming events exactly once in effect.
+//!
+//! For each delivery: open a transaction, insert `(consumer, event id)` into the inbox (a
+//! conflict means the event was already handled: ack and skip), run the handler in the same
+//! transaction, commit, and only then ack. A failing handler rolls everything back; the event is
+//! re-published to the consumer's retry queue for the next delay and acked, and after the last
+//! delay it goes to the dead-letter queue with its error. A delivery that is not a valid envelope
+//! goes straight to the dead-letter queue: retrying cannot fix it, and dropping it would hide it.
+//!
+//! If the broker goes away, unacked deliveries return to the queue and the consumer reconnects;
+//! the inbox turns the redelivery into a no-op.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use gavel_common::metrics::Metrics;
+use gavel_common::{BoxError, error_chain};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, Confirmation};
+use prometheus::IntCounterVec;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::broker::{Backoff, Broker};
+use crate::envelope::{DecodeError, Envelope};
+use crate::topology;
+
+/// How many times this event has failed before (0 on first delivery).
+pub const ATTEMPT_HEADER: &str = "x-gavel-attempt";
+/// The last error, on retried and dead-lettered messages.
+pub const ERROR_HEADER: &str = "x-gavel-error";
+
+/// Handles one event inside the consumer's transaction. Whatever it writes through `connection`
+/// commits together with the inbox row, or not at all.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        connection: &mut PgConnection,
+        event: &Envelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying: a timeout, a lost connection, a dependency that is down.
+    #[error("transient failure: {}", error_chain(.0.as_ref()))]
+    Transient(BoxError),
+    /// Retrying cannot help (a payload this code cannot read): dead-letter at once.
+    #[error("permanent failure: {}", error_chain(.0.as_ref()))]
+    Permanent(BoxError),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(Box::new(error))
+    }
+}
+
+impl From<DecodeError> for HandlerError {
+    fn from(error: DecodeError) -> Self {
+        Self::Permanent(Box::new(error))
+    }
+}
+
+/// Why a consumer lost its channel; it reconnects after each.
+#[derive(Debug, thiserror::Error)]
+enum ConsumeError {
+    #[error("broker")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker cancelled the subscription")]
+    Cancelled,
+    #[error("the broker refused a republished event")]
+    Refused,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerMetrics {
+    outcomes: IntCounterVec,
+}
+
+impl ConsumerMetrics {
+    pub fn new(metrics: &Metrics) -> Self {
+        let outcomes = IntCounterVec::new(
+            prometheus::Opts::new(
+                "events_consumed_total",
+                "Deliveries by consumer and outcome.",
+            ),
+            &["consumer", "outcome"],
+        )
+        .expect("static metric definition is valid");
+        metrics.register(outcomes.clone());
+        Self { outcomes }
+    }
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Handled,
+    Duplicate,
+    Retried,
+    DeadLettered,
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::Duplicate => "duplicate",
+            Self::Retried => "retried",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// A named, durable subscription to some event types.
+pub struct Consumer<H> {
+    name: String,
+    bindings: Vec<String>,
+    pool: PgPool,
+    broker: Broker,
+    handler: Arc<H>,
+    metrics: ConsumerMetrics,
+}
+
+impl<H> std::fmt::Debug for Consumer<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("bindings", &self.bindings)
+            .finish()
+    }
+}
+
+impl<H: Handler> Consumer<H> {
+    /// `name` is the queue (e.g. `bids.lot-events`); `bindings` are topic patterns (`lot.*`).
+    pub fn new(
+        name: impl Into<String>,
+        bindings: &[&str],
+        pool: PgPool,
+        broker: Broker,
+        handler: H,
+        metrics: ConsumerMetrics,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            bindings: bindings
+                .iter()
+                .map(|pattern| (*pattern).to_owned())
+                .collect(),
+            pool,
+            broker,
+            handler: Arc::new(handler),
+            metrics,
+        }
+    }
+
+    /// Consumes until cancelled, reconnecting whenever the broker goes away. A delivery being
+    /// handled when cancellation arrives is finished first.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), BoxError> {
+        let mut backoff = Backoff::new(self.broker.config().reconnect_max_backoff);
+        while !cancel.is_cancelled() {
+            match self.consume(&cancel, &mut backoff).await {
+                Ok(()) => break,
+                Err(error) => {
+                    warn!(consumer = %self.name, error = %error_chain(&error), "consumer lost its channel; reconnecting");
+                    backoff.wait(&cancel).await;
+                }
+            }
+        }
+        info!(consumer = %self.name, "consumer stopped");
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        cancel: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Result<(), ConsumeError> {
+        let config = self.broker.config();
+        let channel = self.broker.channel().await?;
+        topology::declare_consumer(
+            &channel,
+            &config.exchange,
+            &self.name,
+            &self.bindings,
+            &config.retry_delays,
+        )
+        .await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        channel
+            .basic_qos(config.prefetch, BasicQosOptions::default())
+            .await?;
+        let mut deliveries = channel
+            .basic_consume(
+                self.name.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        info!(consumer = %self.name, "consuming");
+        backoff.reset();
+        loop {
+            let delivery = tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                next = deliveries.next() => next,
+            };
+            match delivery {
+                Some(Ok(delivery)) => self.process(&channel, delivery).await?,
+                Some(Err(error)) => return Err(error.into()),
+                None => return Err(ConsumeError::Cancelled),
+            }
+        }
+    }
+
+    async fn process(&self, channel: &Channel, delivery: Delivery) -> Result<(), ConsumeError> {
+        let attempt = attempt_of(&delivery);
+        let outcome = match serde_json::from_slice::<Envelope>(&delivery.data) {
+            Err(error) => {
+                let reason = format!("unparseable event: {error}");
+                warn!(consumer = %self.name, %reason, "dead-lettering");
+                self.dead_letter(channel, &delivery, attempt + 1, &reason)
+                    .await?;
+                Outcome::DeadLettered
+            }
+            Ok(envelope) => {
+                let span = info_span!("event", consumer = %self.name, event_id = %envelope.id, event_type = %envelope.event_type, attempt);
+                self.handle(channel, &delivery, &envelope, attempt)
+                    .instrument(span)
+                    .await?
+            }
+        };
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+        self.metrics
+            .outcomes
+            .with_label_values(&[&self.name, outcome.label()])
+            .inc();
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        envelope: &Envelope,
+        attempt: u32,
+    ) -> Result<Outcome, ConsumeError> {
+        let error = match self.handle_in_transaction(envelope).await {
+            Ok(true) => return Ok(Outcome::Handled),
+            Ok(false) => return Ok(Outcome::Duplicate),
+            Err(error) => error,
+        };
+        let reason = error.to_string();
+        let delays = self.broker.config().retry_delays.len();
+        let retry = matches!(error, HandlerError::Transient(_)) && (attempt as usize) < delays;
+        if retry {
+            warn!(%reason, "handler failed; retrying later");
+            let queue = topology::retry_queue(&self.name, attempt as usize + 1);
+            self.republish(channel, "", &queue, delivery, attempt + 1, &reason)
+                .await?;
+            Ok(Outcome::Retried)
+        } else {
+            warn!(%reason, "handler failed for good; dead-lettering");
+            self.dead_letter(channel, delivery, attempt + 1, &reason)
+                .await?;
+            Ok(Outcome::DeadLettered)
+        }
+    }
+
+    /// `Ok(false)` when the inbox already had this event.
+    async fn handle_in_transaction(&self, envelope: &Envelope) -> Result<bool, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query(
+            "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.name)
+        .bind(envelope.id)
+        .bind(&envelope.event_type)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            return Ok(false);
+        }
+        self.handler.handle(&mut tx, envelope).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn dead_letter(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        attempts: u32,
+        reason: &str,
+    ) -> Result<(), ConsumeError> {
+        self.republish(
+            channel,
+            topology::DEAD_LETTER_EXCHANGE,
+            &self.name,
+            delivery,
+            attempts,
+            reason,
+        )
+        .await
+    }
+
+    /// Publishes a copy of `delivery` with updated attempt and error headers and waits for the
+    /// broker's confirm, so that the original may be acked safely.
+    async fn republish(
+        &self,
+        channel: &Channel,
+        exchange: &str,
+        routing_key: &str,
+        delivery: &Delivery,
+        attempts: u32,
+        reason: &str,
+    ) -> Result<(), ConsumeError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            ShortString::from(ATTEMPT_HEADER),
+            AMQPValue::LongUInt(attempts),
+        );
+        headers.insert(
+            ShortString::from(ERROR_HEADER),
+            AMQPValue::LongString(LongString::from(reason.as_bytes().to_vec())),
+        );
+        headers.insert(
+            ShortString::from("x-gavel-consumer"),
+            AMQPValue::LongString(LongString::from(self.name.as_bytes().to_vec())),
+        );
+        let properties = delivery
+            .properties
+            .clone()
+            .with_headers(headers)
+            .with_delivery_mode(2);
+        let confirmation = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                &delivery.data,
+                properties,
+            )
+            .await?
+            .await?;
+        match confirmation {
+            Confirmation::Ack(_) => Ok(()),
+            Confirmation::Nack(_) | Confirmation::NotRequested => Err(ConsumeError::Refused),
+        }
+    }
+}
+
+fn attempt_of(delivery: &Delivery) -> u32 {
+    let headers: Option<&FieldTable> = delivery.properties.headers().as_ref();
+    match headers.and_then(|headers| headers.inner().get(ATTEMPT_HEADER)) {
+        Some(AMQPValue::LongUInt(value)) => *value,
+        Some(AMQPValue::LongLongInt(value)) => u32::try_from(*value).unwrap_or(u32::MAX),
+        Some(AMQPValue::LongInt(value)) => u32::try_from(*value).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+#[allow(unused)]
+fn _assert_send<H: Handler>(
+    consumer: Consumer<H>,
+) -> impl Future<Output = Result<(), BoxError>> + Send {
+    consumer.run(CancellationToken::new())
+}

@@ -1,0 +1,16 @@
+//! The `gateway-ws` binary: load config, set up logs, build, serve until SIGTERM.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config: gavel_gateway_ws::Config = gavel_common::config::load()?;
+    gavel_common::telemetry::init(&config.log);
+    let service = gavel_gateway_ws::build(&config).await?;
+    gavel_common::server::serve_until_signalled(
+        service,
+        &config.http,
+        &config.admin,
+        &config.shutdown,
+    )
+    .await?;
+    Ok(())
+}

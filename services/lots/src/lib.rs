@@ -1,0 +1,71 @@
+//! `lots`: the catalogue. Sellers put lots up (rules, photos in S3) and bidders browse them; every
+//! change is published as a `lot.*` event through the outbox.
+//!
+//! So far the service has its skeleton: configuration, its connections with their readiness
+//! checks, and the admin endpoints. Its API arrives with its own issue.
+
+use axum::Router;
+use gavel_common::auth::{AuthConfig, JwtVerifier};
+use gavel_common::config::{ListenConfig, ShutdownConfig};
+use gavel_common::db::DatabaseConfig;
+use gavel_common::health::Readiness;
+use gavel_common::metrics::Metrics;
+use gavel_common::server::{Service, StartError};
+use gavel_common::telemetry::LogConfig;
+use gavel_messaging::outbox::{Relay, RelayMetrics};
+use gavel_messaging::{Broker, BrokerConfig};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_http")]
+    pub http: ListenConfig,
+    #[serde(default = "default_admin")]
+    pub admin: ListenConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    pub database: DatabaseConfig,
+    pub broker: BrokerConfig,
+    pub auth: AuthConfig,
+}
+
+fn default_http() -> ListenConfig {
+    ListenConfig {
+        addr: ([0, 0, 0, 0], 8081).into(),
+    }
+}
+
+fn default_admin() -> ListenConfig {
+    ListenConfig {
+        addr: ([0, 0, 0, 0], 9081).into(),
+    }
+}
+
+/// Connects to everything `lots` needs and assembles the service.
+pub async fn build(config: &Config) -> Result<Service, StartError> {
+    let metrics = Metrics::new("lots");
+    let _verifier = JwtVerifier::from_config(&config.auth)
+        .map_err(|e| StartError::new("loading the JWT key", e))?;
+    let pool = config
+        .database
+        .pool()
+        .map_err(|e| StartError::new("configuring PostgreSQL", e))?;
+    gavel_messaging::migrator()
+        .run(&pool)
+        .await
+        .map_err(|e| StartError::new("migrating the database", e))?;
+    let broker = Broker::new(config.broker.clone(), "lots");
+    let readiness = Readiness::default()
+        .with_postgres(pool.clone())
+        .with_check("rabbitmq", {
+            let broker = broker.clone();
+            move || broker.clone().ping()
+        });
+    let relay = Relay::new(pool, broker, RelayMetrics::new(&metrics));
+    let service = Service::new(Router::new(), metrics, readiness);
+    let cancel = service.cancellation();
+    Ok(service.with_task("outbox-relay", async move { relay.run(cancel).await }))
+}

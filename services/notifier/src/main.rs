@@ -1,0 +1,16 @@
+//! The `notifier` binary: load config, set up logs, build, serve until SIGTERM.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config: gavel_notifier::Config = gavel_common::config::load()?;
+    gavel_common::telemetry::init(&config.log);
+    let service = gavel_notifier::build(&config).await?;
+    gavel_common::server::serve_until_signalled(
+        service,
+        &config.http,
+        &config.admin,
+        &config.shutdown,
+    )
+    .await?;
+    Ok(())
+}

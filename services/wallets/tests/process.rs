@@ -1,0 +1,18 @@
+//! The `wallets` binary starts against its real dependencies, reports ready, and stops cleanly on
+//! SIGTERM.
+
+use gavel_test_support::{TestDatabase, TestVhost, assert_lifecycle};
+
+#[tokio::test]
+async fn the_binary_starts_reports_ready_and_stops_on_sigterm() {
+    let db = TestDatabase::create().await;
+    let vhost = TestVhost::create().await;
+    let redis = gavel_test_support::redis_config();
+    let env = [
+        ("GAVEL_DATABASE__URL", db.url()),
+        ("GAVEL_BROKER__URL", vhost.url()),
+        ("GAVEL_REDIS__URL", redis.url.expose().to_string()),
+        ("GAVEL_REDIS__KEY_PREFIX", redis.key_prefix.clone()),
+    ];
+    assert_lifecycle(env!("CARGO_BIN_EXE_gavel-wallets"), "wallets", &env).await;
+}
