@@ -15,7 +15,10 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     /// Starts `binary` on ephemeral ports with `env` and waits for it to listen.
-    #[expect(clippy::zombie_processes, reason = "the child is owned by Self, whose Drop waits for it")]
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the child is owned by Self, whose Drop waits for it"
+    )]
     pub fn spawn(binary: &str, env: &[(&str, String)]) -> Self {
         let mut command = Command::new(binary);
         command
