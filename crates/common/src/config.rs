@@ -164,6 +164,28 @@ impl<'de> Deserialize<'de> for SecretUrl {
     }
 }
 
+/// A secret string (a key, a token) that prints as `[REDACTED]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
 /// Where a listener binds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

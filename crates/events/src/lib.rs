@@ -29,9 +29,16 @@ impl Event for BidAccepted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Sold { winner: AccountId, winner_wallet: EthAddress, price: Wei, winning_bid: BidId },
+    Sold {
+        winner: AccountId,
+        winner_wallet: EthAddress,
+        price: Wei,
+        winning_bid: BidId,
+    },
     Unsold,
-    ReserveNotMet { highest: Wei },
+    ReserveNotMet {
+        highest: Wei,
+    },
 }
 
 /// `bids` closed an auction (exactly once per lot).

@@ -8,11 +8,13 @@
 
 pub mod auth;
 mod broker;
+mod chain;
 mod database;
 mod process;
 mod wait;
 
 pub use broker::TestVhost;
+pub use chain::DevChain;
 pub use database::TestDatabase;
 pub use process::{ServiceProcess, assert_lifecycle};
 pub use wait::{wait_until, wait_until_async};

@@ -48,9 +48,9 @@ impl ServiceProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let line = logs
-                .recv_timeout(remaining)
-                .unwrap_or_else(|_| panic!("{binary} did not log `listening` within 30s"));
+            let line = logs.recv_timeout(remaining).unwrap_or_else(|_| {
+                panic!("{binary} exited, or did not log `listening` within 30s")
+            });
             let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };

@@ -45,9 +45,13 @@ impl FromStr for EthAddress {
         let lower = digits.bytes().all(|byte| !byte.is_ascii_uppercase());
         let upper = digits.bytes().all(|byte| !byte.is_ascii_lowercase());
         if lower || upper {
-            return Address::from_str(digits).map(Self).map_err(|_| AddressError::Malformed);
+            return Address::from_str(digits)
+                .map(Self)
+                .map_err(|_| AddressError::Malformed);
         }
-        Address::parse_checksummed(raw, None).map(Self).map_err(|_| AddressError::BadChecksum)
+        Address::parse_checksummed(raw, None)
+            .map(Self)
+            .map_err(|_| AddressError::BadChecksum)
     }
 }
 
@@ -86,7 +90,9 @@ mod tests {
     fn checksummed_lower_and_upper_case_forms_parse_to_one_address() {
         let a: EthAddress = CHECKSUMMED.parse().expect("checksummed");
         let b: EthAddress = CHECKSUMMED.to_lowercase().parse().expect("lowercase");
-        let c: EthAddress = format!("0x{}", CHECKSUMMED[2..].to_uppercase()).parse().expect("uppercase");
+        let c: EthAddress = format!("0x{}", CHECKSUMMED[2..].to_uppercase())
+            .parse()
+            .expect("uppercase");
         assert_eq!(a, b);
         assert_eq!(a, c);
         assert_eq!(a.to_string(), CHECKSUMMED);
@@ -101,8 +107,18 @@ mod tests {
 
     #[test]
     fn malformed_addresses_are_rejected() {
-        for bad in ["", "0x", "5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAe", "0xZZAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"] {
-            assert_eq!(bad.parse::<EthAddress>(), Err(AddressError::Malformed), "{bad:?}");
+        for bad in [
+            "",
+            "0x",
+            "5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAe",
+            "0xZZAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        ] {
+            assert_eq!(
+                bad.parse::<EthAddress>(),
+                Err(AddressError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 }

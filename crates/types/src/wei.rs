@@ -66,7 +66,9 @@ impl FromStr for Wei {
         if raw.is_empty() || !raw.bytes().all(|byte| byte.is_ascii_digit()) {
             return Err(WeiError::NotAnInteger);
         }
-        U256::from_str_radix(raw, 10).map(Self).map_err(|_| WeiError::TooLarge)
+        U256::from_str_radix(raw, 10)
+            .map(Self)
+            .map_err(|_| WeiError::TooLarge)
     }
 }
 
@@ -102,7 +104,9 @@ impl<'de> Deserialize<'de> for Wei {
             }
 
             fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Wei, E> {
-                u64::try_from(value).map(|value| Wei(U256::from(value))).map_err(|_| E::custom(WeiError::NotAnInteger))
+                u64::try_from(value)
+                    .map(|value| Wei(U256::from(value)))
+                    .map_err(|_| E::custom(WeiError::NotAnInteger))
             }
 
             fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Wei, E> {
@@ -120,7 +124,10 @@ mod tests {
 
     #[test]
     fn whole_decimal_strings_parse_exactly() {
-        let amount: Wei = "115792089237316195423570985008687907853269984665640564039457584007913129639935".parse().expect("U256::MAX");
+        let amount: Wei =
+            "115792089237316195423570985008687907853269984665640564039457584007913129639935"
+                .parse()
+                .expect("U256::MAX");
         assert_eq!(amount.as_u256(), U256::MAX);
         assert_eq!(Wei::from_ether(2).to_string(), "2000000000000000000");
     }
@@ -136,17 +143,32 @@ mod tests {
 
     #[test]
     fn json_takes_strings_and_integers_but_not_floats_or_negatives() {
-        assert_eq!(serde_json::from_str::<Wei>(r#""42""#).expect("string"), Wei::from_u128(42));
-        assert_eq!(serde_json::from_str::<Wei>("42").expect("integer"), Wei::from_u128(42));
+        assert_eq!(
+            serde_json::from_str::<Wei>(r#""42""#).expect("string"),
+            Wei::from_u128(42)
+        );
+        assert_eq!(
+            serde_json::from_str::<Wei>("42").expect("integer"),
+            Wei::from_u128(42)
+        );
         assert!(serde_json::from_str::<Wei>("4.2").is_err());
         assert!(serde_json::from_str::<Wei>("-4").is_err());
-        assert_eq!(serde_json::to_string(&Wei::from_u128(42)).expect("serializes"), r#""42""#);
+        assert_eq!(
+            serde_json::to_string(&Wei::from_u128(42)).expect("serializes"),
+            r#""42""#
+        );
     }
 
     #[test]
     fn arithmetic_never_wraps() {
         assert_eq!(Wei::from_u128(1).checked_sub(Wei::from_u128(2)), None);
-        assert_eq!(Wei::from_u128(1).saturating_sub(Wei::from_u128(2)), Wei::ZERO);
-        assert_eq!(Wei::from_u256(U256::MAX).checked_add(Wei::from_u128(1)), None);
+        assert_eq!(
+            Wei::from_u128(1).saturating_sub(Wei::from_u128(2)),
+            Wei::ZERO
+        );
+        assert_eq!(
+            Wei::from_u256(U256::MAX).checked_add(Wei::from_u128(1)),
+            None
+        );
     }
 }

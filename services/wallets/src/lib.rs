@@ -1,51 +1,42 @@
-//! `wallets`: accounts and their Ethereum wallets, Sign-In with Ethereum and the access tokens every
-//! service checks, balances read from the chain, and the holds ledger that keeps a wallet from
-//! backing more than it holds.
+//! `wallets`: accounts and their Ethereum wallets, Sign-In with Ethereum and the access tokens
+//! every service checks, balances read from the chain, and the holds ledger that keeps a wallet
+//! from backing more than it holds.
 //!
-//! So far the service has its skeleton: configuration, its connections with their readiness
-//! checks, and the admin endpoints. Its API arrives with its own issue.
+//! Layout: [`signin`] (EIP-4361 checks), [`nonces`] (Redis), [`tokens`] (JWT minting, JWKS),
+//! [`accounts`], [`chain`] (balances and payment checks over JSON-RPC), [`ledger`] (holds),
+//! [`settlement`] (auction events, payments, sweeps), [`http`] (the API).
 
-use axum::Router;
-use gavel_common::cache::{Cache, RedisConfig};
-use gavel_common::config::{ListenConfig, ShutdownConfig};
-use gavel_common::db::DatabaseConfig;
+pub mod accounts;
+pub mod chain;
+pub mod config;
+pub mod http;
+pub mod ledger;
+pub mod nonces;
+pub mod settlement;
+pub mod signin;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use gavel_common::auth::{AuthConfig, JwtVerifier};
+use gavel_common::cache::Cache;
 use gavel_common::health::Readiness;
 use gavel_common::metrics::Metrics;
 use gavel_common::server::{Service, StartError};
-use gavel_common::telemetry::LogConfig;
+use gavel_messaging::consumer::ConsumerMetrics;
 use gavel_messaging::outbox::{Relay, RelayMetrics};
-use gavel_messaging::{Broker, BrokerConfig};
-use serde::Deserialize;
+use gavel_messaging::{Broker, Consumer};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "default_http")]
-    pub http: ListenConfig,
-    #[serde(default = "default_admin")]
-    pub admin: ListenConfig,
-    #[serde(default)]
-    pub log: LogConfig,
-    #[serde(default)]
-    pub shutdown: ShutdownConfig,
-    pub database: DatabaseConfig,
-    pub broker: BrokerConfig,
-    pub redis: RedisConfig,
+pub use config::Config;
+
+/// The migrations of `wallets`' own tables (the outbox's come from `gavel-messaging`).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
 }
 
-fn default_http() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 8083).into(),
-    }
-}
-
-fn default_admin() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 9083).into(),
-    }
-}
-
-/// Connects to everything `wallets` needs and assembles the service.
+/// Connects to everything `wallets` needs, migrates its database, and assembles the service.
 pub async fn build(config: &Config) -> Result<Service, StartError> {
     let metrics = Metrics::new("wallets");
     let pool = config
@@ -55,20 +46,67 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     gavel_messaging::migrator()
         .run(&pool)
         .await
+        .map_err(|e| StartError::new("migrating the outbox", e))?;
+    migrator()
+        .run(&pool)
+        .await
         .map_err(|e| StartError::new("migrating the database", e))?;
     let cache = Cache::connect(&config.redis)
         .await
         .map_err(|e| StartError::new("connecting to Redis", e))?;
     let broker = Broker::new(config.broker.clone(), "wallets");
+    let issuer = tokens::TokenIssuer::from_config(&config.tokens)
+        .map_err(|e| StartError::new("loading the signing key", e))?;
+    let verifier = JwtVerifier::from_config(&AuthConfig {
+        jwt_public_key: issuer.public_key_pem(),
+        issuer: config.tokens.issuer.clone(),
+        audience: config.tokens.audience.clone(),
+    })
+    .map_err(|e| StartError::new("deriving the verification key", e))?;
+    let chain = chain::Chain::new(&config.chain, cache.clone());
+
+    let state = http::AppState {
+        pool: pool.clone(),
+        nonces: nonces::Nonces::new(cache.clone(), config.sign_in.nonce_ttl),
+        policy: Arc::new(signin::Policy::new(&config.sign_in, config.chain.chain_id)),
+        issuer: Arc::new(issuer),
+        verifier,
+        chain: chain.clone(),
+        internal_tokens: Arc::new(config.internal.tokens.clone()),
+    };
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
-        .with_redis(cache.clone())
+        .with_redis(cache)
         .with_check("rabbitmq", {
             let broker = broker.clone();
             move || broker.clone().ping()
-        });
-    let relay = Relay::new(pool, broker, RelayMetrics::new(&metrics));
-    let service = Service::new(Router::new(), metrics, readiness);
+        })
+        .with_check("ethereum", move || chain.clone().ping());
+
+    let relay = Relay::new(pool.clone(), broker.clone(), RelayMetrics::new(&metrics));
+    let consumer = Consumer::new(
+        "wallets.auction-events",
+        &["auction.bid_accepted", "auction.closed"],
+        pool.clone(),
+        broker,
+        settlement::AuctionEvents {
+            payment_window: config.settlement.payment_window,
+        },
+        ConsumerMetrics::new(&metrics),
+    );
+    let service = Service::new(http::router(state), metrics, readiness);
     let cancel = service.cancellation();
-    Ok(service.with_task("outbox-relay", async move { relay.run(cancel).await }))
+    let settlement = config.settlement.clone();
+    Ok(service
+        .with_task("outbox-relay", relay.run(cancel.clone()))
+        .with_task("auction-events", consumer.run(cancel.clone()))
+        .with_task(
+            "sweeps",
+            settlement::sweep(
+                pool,
+                settlement.sweep_interval,
+                settlement.orphan_grace,
+                cancel,
+            ),
+        ))
 }

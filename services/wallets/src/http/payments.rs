@@ -1,0 +1,102 @@
+//! Payments: the winner of a lot submits the hash of the transaction that paid the seller.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use gavel_common::auth::Authenticated;
+use gavel_common::extract;
+use gavel_types::{AccountId, LotId};
+use serde::Deserialize;
+
+use super::{ApiError, AppState};
+use crate::chain::Expected;
+use crate::settlement::{self, ConfirmError, Payment};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    tx_hash: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Path(lot_id): Path<String>,
+) -> Result<Json<Payment>, ApiError> {
+    let payment = own_payment(&state, &lot_id, AccountId(claims.sub)).await?;
+    Ok(Json(payment))
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Path(lot_id): Path<String>,
+    extract::Json(submission): extract::Json<Submission>,
+) -> Result<Json<Payment>, ApiError> {
+    let tx_hash: alloy::primitives::B256 = parse_hash(&submission.tx_hash)?;
+    let canonical = format!("{tx_hash:#x}");
+    let payment = own_payment(&state, &lot_id, AccountId(claims.sub)).await?;
+    match payment.status.as_str() {
+        "awaiting" => {}
+        "confirmed" if payment.tx_hash.as_deref() == Some(canonical.as_str()) => {
+            return Ok(Json(payment));
+        }
+        other => {
+            return Err(ApiError::conflict(
+                "payment_closed",
+                format!("The payment is already {other}"),
+            ));
+        }
+    }
+    let expected = Expected {
+        from: payment.winner_wallet,
+        to: payment.seller_wallet,
+        at_least: payment.amount,
+    };
+    state.chain.verify_payment(tx_hash, expected).await??;
+    settlement::confirm(&state.pool, &payment, &canonical)
+        .await
+        .map_err(|error| match error {
+            ConfirmError::NotAwaiting(status) => {
+                ApiError::conflict("payment_closed", format!("The payment is already {status}"))
+            }
+            ConfirmError::TransactionUsed => ApiError::conflict(
+                "transaction_used",
+                "This transaction already settled another payment",
+            ),
+            ConfirmError::Database(error) => error.into(),
+            ConfirmError::Encode(error) => ApiError::Internal(Box::new(error)),
+        })?;
+    let confirmed = settlement::payment(&state.pool, payment.lot_id)
+        .await?
+        .ok_or(ApiError::NotFound("payment"))?;
+    Ok(Json(confirmed))
+}
+
+async fn own_payment(
+    state: &AppState,
+    lot_id: &str,
+    caller: AccountId,
+) -> Result<Payment, ApiError> {
+    let lot_id: LotId = lot_id
+        .parse()
+        .map_err(|error| ApiError::invalid("lot_id", error))?;
+    let payment = settlement::payment(&state.pool, lot_id)
+        .await?
+        .ok_or(ApiError::NotFound("payment for this lot"))?;
+    if payment.winner != caller {
+        return Err(ApiError::Forbidden("only the winner pays for a lot".into()));
+    }
+    Ok(payment)
+}
+
+fn parse_hash(raw: &str) -> Result<alloy::primitives::B256, ApiError> {
+    let digits = raw.strip_prefix("0x").unwrap_or_default();
+    if digits.len() != 64 || !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid(
+            "tx_hash",
+            "a transaction hash is 0x followed by 64 hex digits",
+        ));
+    }
+    raw.parse()
+        .map_err(|_| ApiError::invalid("tx_hash", "not a transaction hash"))
+}

@@ -1,0 +1,547 @@
+//! The holds ledger: what each wallet has promised, per lot.
+//!
+//! Every change to a wallet's holds first locks that wallet's row in `ledger_wallets`, so changes
+//! to one wallet are serialised whatever the number of replicas, while different wallets proceed
+//! in parallel. Under the lock, a hold is admitted only if the wallet's other active and captured
+//! holds plus the new amount stay within its confirmed balance.
+//!
+//! Each operation carries an idempotency key. Its answer (success or refusal) is stored with the
+//! key in the same transaction, so a retry returns the original answer and changes nothing; the
+//! same key with a different request is refused.
+
+use gavel_types::{BidId, EthAddress, LotId, Wei};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Active,
+    Released,
+    Captured,
+    Settled,
+}
+
+impl HoldStatus {
+    fn parse(raw: &str) -> Self {
+        match raw {
+            "active" => Self::Active,
+            "captured" => Self::Captured,
+            "settled" => Self::Settled,
+            _ => Self::Released,
+        }
+    }
+}
+
+/// One hold as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub wallet: EthAddress,
+    pub lot_id: LotId,
+    pub status: HoldStatus,
+    pub amount: Wei,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bid_id: Option<BidId>,
+}
+
+/// A requested change to one (wallet, lot) hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "operation", rename_all = "snake_case")]
+pub enum Operation {
+    /// Place a hold, or raise the existing one, to back bid `bid_id`.
+    Place {
+        wallet: EthAddress,
+        lot_id: LotId,
+        amount: Wei,
+        bid_id: BidId,
+    },
+    Release {
+        wallet: EthAddress,
+        lot_id: LotId,
+    },
+    /// Turn an active hold into a capture of `amount` (at most what is held).
+    Capture {
+        wallet: EthAddress,
+        lot_id: LotId,
+        amount: Wei,
+    },
+}
+
+impl Operation {
+    pub fn wallet(&self) -> EthAddress {
+        match self {
+            Self::Place { wallet, .. }
+            | Self::Release { wallet, .. }
+            | Self::Capture { wallet, .. } => *wallet,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Place { .. } => "place",
+            Self::Release { .. } => "release",
+            Self::Capture { .. } => "capture",
+        }
+    }
+
+    fn fingerprint(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Why the ledger refused an operation (HTTP 409, with the code as the problem's code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    InsufficientFunds { available: Wei },
+    WouldDecrease { current: Wei },
+    AlreadyCaptured,
+    NoActiveHold,
+    CaptureExceedsHold { held: Wei },
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InsufficientFunds { .. } => "insufficient_funds",
+            Self::WouldDecrease { .. } => "hold_would_decrease",
+            Self::AlreadyCaptured => "hold_captured",
+            Self::NoActiveHold => "no_active_hold",
+            Self::CaptureExceedsHold { .. } => "capture_exceeds_hold",
+        }
+    }
+
+    fn body(&self) -> Value {
+        let (title, extra) = match self {
+            Self::InsufficientFunds { available } => (
+                "The wallet does not cover this amount",
+                json!({"available": available}),
+            ),
+            Self::WouldDecrease { current } => {
+                ("A hold can only be raised", json!({"current": current}))
+            }
+            Self::AlreadyCaptured => ("The hold is already captured for payment", json!({})),
+            Self::NoActiveHold => ("There is no active hold to capture", json!({})),
+            Self::CaptureExceedsHold { held } => {
+                ("The capture exceeds the hold", json!({"held": held}))
+            }
+        };
+        let mut body = json!({
+            "type": format!("urn:gavel:problem:{}", self.code()),
+            "code": self.code(),
+            "title": title,
+            "status": 409,
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        body
+    }
+}
+
+/// The rule for placing or raising a hold, given the wallet's confirmed `balance`, the sum of its
+/// `others` (active and captured holds on other lots) and the `current` hold on this lot.
+pub fn admit(
+    balance: Wei,
+    others: Wei,
+    current: Option<(HoldStatus, Wei)>,
+    requested: Wei,
+) -> Result<(), Refusal> {
+    match current {
+        Some((HoldStatus::Captured | HoldStatus::Settled, _)) => {
+            return Err(Refusal::AlreadyCaptured);
+        }
+        Some((HoldStatus::Active, current)) if requested < current => {
+            return Err(Refusal::WouldDecrease { current });
+        }
+        _ => {}
+    }
+    match others.checked_add(requested) {
+        Some(total) if total <= balance => Ok(()),
+        _ => Err(Refusal::InsufficientFunds {
+            available: balance.saturating_sub(others),
+        }),
+    }
+}
+
+/// The stored answer to an operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    /// True when this is the stored answer to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the idempotency key was already used for a different request")]
+    KeyReused,
+    #[error("a place operation needs the wallet's balance")]
+    MissingBalance,
+    #[error("database")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Runs `operation` once per `key`. `balance` is the wallet's confirmed balance, needed to place.
+pub async fn execute(
+    pool: &PgPool,
+    key: &str,
+    operation: &Operation,
+    balance: Option<Wei>,
+) -> Result<Answer, LedgerError> {
+    let fingerprint = operation.fingerprint();
+    let mut tx = pool.begin().await?;
+    lock_wallet(&mut tx, operation.wallet()).await?;
+    let previous: Option<(String, i16, Value)> = sqlx::query_as(
+        "SELECT fingerprint, status_code, response FROM hold_requests WHERE idempotency_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((stored, status, body)) = previous {
+        tx.rollback().await?;
+        if stored != fingerprint {
+            return Err(LedgerError::KeyReused);
+        }
+        return Ok(Answer {
+            status: status.unsigned_abs(),
+            body,
+            replayed: true,
+        });
+    }
+
+    let outcome = match operation {
+        Operation::Place {
+            wallet,
+            lot_id,
+            amount,
+            bid_id,
+        } => {
+            let balance = balance.ok_or(LedgerError::MissingBalance)?;
+            place(&mut tx, *wallet, *lot_id, *amount, *bid_id, balance).await?
+        }
+        Operation::Release { wallet, lot_id } => release(&mut tx, *wallet, *lot_id).await?,
+        Operation::Capture {
+            wallet,
+            lot_id,
+            amount,
+        } => capture(&mut tx, *wallet, *lot_id, *amount, None).await?,
+    };
+    let (status, body) = match outcome {
+        Ok(body) => (200u16, body),
+        Err(refusal) => (409, refusal.body()),
+    };
+    let stored = sqlx::query(
+        "INSERT INTO hold_requests (idempotency_key, operation, fingerprint, status_code, response)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(operation.name())
+    .bind(&fingerprint)
+    .bind(i16::try_from(status).unwrap_or(500))
+    .bind(&body)
+    .execute(&mut *tx)
+    .await?;
+    if stored.rows_affected() == 0 {
+        // The same key, used concurrently for another wallet, committed first.
+        return Err(LedgerError::KeyReused);
+    }
+    tx.commit().await?;
+    Ok(Answer {
+        status,
+        body,
+        replayed: false,
+    })
+}
+
+/// Takes the wallet's ledger lock for the rest of the transaction.
+pub async fn lock_wallet(
+    connection: &mut PgConnection,
+    wallet: EthAddress,
+) -> Result<(), sqlx::Error> {
+    let address = wallet.to_lowercase_hex();
+    sqlx::query("INSERT INTO ledger_wallets (address) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(&address)
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query("SELECT 1 FROM ledger_wallets WHERE address = $1 FOR UPDATE")
+        .bind(&address)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// The sum of the wallet's active and captured holds, optionally leaving one lot out.
+pub async fn committed(
+    connection: &mut PgConnection,
+    wallet: EthAddress,
+    except: Option<LotId>,
+) -> Result<Wei, sqlx::Error> {
+    let sum: String = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(amount), 0)::text FROM holds
+         WHERE wallet = $1 AND status IN ('active', 'captured') AND lot_id IS DISTINCT FROM $2",
+    )
+    .bind(wallet.to_lowercase_hex())
+    .bind(except.map(|lot| lot.0))
+    .fetch_one(connection)
+    .await?;
+    Ok(parse_wei(&sum))
+}
+
+struct Row {
+    status: HoldStatus,
+    amount: Wei,
+    bid_id: Option<BidId>,
+    bid_recorded: bool,
+}
+
+async fn current(
+    connection: &mut PgConnection,
+    wallet: EthAddress,
+    lot_id: LotId,
+) -> Result<Option<Row>, sqlx::Error> {
+    let row: Option<(String, String, Option<uuid::Uuid>, bool)> = sqlx::query_as(
+        "SELECT status, amount::text, bid_id, bid_recorded FROM holds WHERE wallet = $1 AND lot_id = $2",
+    )
+    .bind(wallet.to_lowercase_hex())
+    .bind(lot_id.0)
+    .fetch_optional(connection)
+    .await?;
+    Ok(row.map(|(status, amount, bid_id, bid_recorded)| Row {
+        status: HoldStatus::parse(&status),
+        amount: parse_wei(&amount),
+        bid_id: bid_id.map(BidId),
+        bid_recorded,
+    }))
+}
+
+async fn place(
+    connection: &mut PgConnection,
+    wallet: EthAddress,
+    lot_id: LotId,
+    amount: Wei,
+    bid_id: BidId,
+    balance: Wei,
+) -> Result<Result<Value, Refusal>, sqlx::Error> {
+    let others = committed(connection, wallet, Some(lot_id)).await?;
+    let existing = current(connection, wallet, lot_id).await?;
+    if let Err(refusal) = admit(
+        balance,
+        others,
+        existing.as_ref().map(|row| (row.status, row.amount)),
+        amount,
+    ) {
+        return Ok(Err(refusal));
+    }
+    // Remember the last recorded state, to restore it if this bid is never recorded.
+    let previous = match &existing {
+        Some(row) if row.status == HoldStatus::Active && row.bid_recorded => {
+            Some((row.amount, row.bid_id))
+        }
+        _ => None,
+    };
+    let keep_previous =
+        matches!(&existing, Some(row) if row.status == HoldStatus::Active && !row.bid_recorded);
+    let recorded: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM recorded_bids WHERE bid_id = $1)")
+            .bind(bid_id.0)
+            .fetch_one(&mut *connection)
+            .await?;
+    sqlx::query(
+        "INSERT INTO holds (wallet, lot_id, status, amount, bid_id, bid_recorded, previous_amount, previous_bid_id)
+         VALUES ($1, $2, 'active', $3::numeric, $4, $5, $6::numeric, $7)
+         ON CONFLICT (wallet, lot_id) DO UPDATE SET
+             status = 'active', amount = EXCLUDED.amount, bid_id = EXCLUDED.bid_id,
+             bid_recorded = EXCLUDED.bid_recorded,
+             previous_amount = CASE WHEN $8 THEN holds.previous_amount ELSE EXCLUDED.previous_amount END,
+             previous_bid_id = CASE WHEN $8 THEN holds.previous_bid_id ELSE EXCLUDED.previous_bid_id END,
+             payment_deadline = NULL, updated_at = now()",
+    )
+    .bind(wallet.to_lowercase_hex())
+    .bind(lot_id.0)
+    .bind(amount.to_string())
+    .bind(bid_id.0)
+    .bind(recorded)
+    .bind(previous.map(|(amount, _)| amount.to_string()))
+    .bind(previous.and_then(|(_, bid)| bid).map(|bid| bid.0))
+    .bind(keep_previous)
+    .execute(&mut *connection)
+    .await?;
+    let hold = Hold {
+        wallet,
+        lot_id,
+        status: HoldStatus::Active,
+        amount,
+        bid_id: Some(bid_id),
+    };
+    let available = balance.saturating_sub(others).saturating_sub(amount);
+    Ok(Ok(json!({"hold": hold, "available": available})))
+}
+
+async fn release(
+    connection: &mut PgConnection,
+    wallet: EthAddress,
+    lot_id: LotId,
+) -> Result<Result<Value, Refusal>, sqlx::Error> {
+    let existing = current(connection, wallet, lot_id).await?;
+    if let Some(row) = &existing {
+        if matches!(row.status, HoldStatus::Captured | HoldStatus::Settled) {
+            // The lot is sold to this wallet: only settlement may free the capture.
+            return Ok(Err(Refusal::AlreadyCaptured));
+        }
+        if row.status == HoldStatus::Active {
+            sqlx::query("UPDATE holds SET status = 'released', updated_at = now() WHERE wallet = $1 AND lot_id = $2")
+                .bind(wallet.to_lowercase_hex())
+                .bind(lot_id.0)
+                .execute(&mut *connection)
+                .await?;
+        }
+    }
+    // Releasing what is not held is a no-op that succeeds: the goal, nothing held, is reached.
+    let (amount, bid_id) = existing.map_or((Wei::ZERO, None), |row| (row.amount, row.bid_id));
+    Ok(Ok(
+        json!({"hold": Hold { wallet, lot_id, status: HoldStatus::Released, amount, bid_id }}),
+    ))
+}
+
+/// Captures `amount` of the active hold; `deadline` is the payment deadline when settling.
+pub async fn capture(
+    connection: &mut PgConnection,
+    wallet: EthAddress,
+    lot_id: LotId,
+    amount: Wei,
+    deadline: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Result<Value, Refusal>, sqlx::Error> {
+    let Some(row) = current(connection, wallet, lot_id).await? else {
+        return Ok(Err(Refusal::NoActiveHold));
+    };
+    match row.status {
+        HoldStatus::Captured if row.amount == amount => {}
+        HoldStatus::Captured | HoldStatus::Settled => return Ok(Err(Refusal::AlreadyCaptured)),
+        HoldStatus::Released => return Ok(Err(Refusal::NoActiveHold)),
+        HoldStatus::Active if amount > row.amount => {
+            return Ok(Err(Refusal::CaptureExceedsHold { held: row.amount }));
+        }
+        HoldStatus::Active => {
+            sqlx::query(
+                "UPDATE holds SET status = 'captured', amount = $3::numeric, payment_deadline = $4, updated_at = now()
+                 WHERE wallet = $1 AND lot_id = $2",
+            )
+            .bind(wallet.to_lowercase_hex())
+            .bind(lot_id.0)
+            .bind(amount.to_string())
+            .bind(deadline)
+            .execute(&mut *connection)
+            .await?;
+        }
+    }
+    let hold = Hold {
+        wallet,
+        lot_id,
+        status: HoldStatus::Captured,
+        amount,
+        bid_id: row.bid_id,
+    };
+    Ok(Ok(json!({"hold": hold})))
+}
+
+/// Holds, filtered by lot and/or wallet, for operators and for `bids`.
+pub async fn list(
+    pool: &PgPool,
+    lot_id: Option<LotId>,
+    wallet: Option<EthAddress>,
+) -> Result<Vec<Hold>, sqlx::Error> {
+    let rows: Vec<(String, uuid::Uuid, String, String, Option<uuid::Uuid>)> = sqlx::query_as(
+        "SELECT wallet, lot_id, status, amount::text, bid_id FROM holds
+         WHERE ($1::uuid IS NULL OR lot_id = $1) AND ($2::text IS NULL OR wallet = $2)
+         ORDER BY lot_id, wallet LIMIT 1000",
+    )
+    .bind(lot_id.map(|lot| lot.0))
+    .bind(wallet.map(|wallet| wallet.to_lowercase_hex()))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(wallet, lot_id, status, amount, bid_id)| {
+            Some(Hold {
+                wallet: wallet.parse().ok()?,
+                lot_id: LotId(lot_id),
+                status: HoldStatus::parse(&status),
+                amount: parse_wei(&amount),
+                bid_id: bid_id.map(BidId),
+            })
+        })
+        .collect())
+}
+
+/// NUMERIC(78,0) values come back as decimal text, which always parses.
+pub fn parse_wei(raw: &str) -> Wei {
+    raw.parse().unwrap_or(Wei::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wei(value: u128) -> Wei {
+        Wei::from_u128(value)
+    }
+
+    #[test]
+    fn a_hold_fits_when_the_others_plus_it_stay_within_the_balance() {
+        assert_eq!(admit(wei(100), wei(60), None, wei(40)), Ok(()));
+        assert_eq!(
+            admit(wei(100), wei(60), None, wei(41)),
+            Err(Refusal::InsufficientFunds { available: wei(40) })
+        );
+    }
+
+    #[test]
+    fn a_raise_replaces_the_current_amount_rather_than_adding_to_it() {
+        assert_eq!(
+            admit(
+                wei(100),
+                wei(0),
+                Some((HoldStatus::Active, wei(90))),
+                wei(100)
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            admit(
+                wei(100),
+                wei(0),
+                Some((HoldStatus::Active, wei(90))),
+                wei(80)
+            ),
+            Err(Refusal::WouldDecrease { current: wei(90) })
+        );
+    }
+
+    #[test]
+    fn a_captured_hold_cannot_be_placed_again() {
+        assert_eq!(
+            admit(
+                wei(100),
+                wei(0),
+                Some((HoldStatus::Captured, wei(10))),
+                wei(20)
+            ),
+            Err(Refusal::AlreadyCaptured)
+        );
+    }
+
+    #[test]
+    fn released_holds_do_not_count() {
+        assert_eq!(
+            admit(
+                wei(100),
+                wei(0),
+                Some((HoldStatus::Released, wei(100))),
+                wei(10)
+            ),
+            Ok(())
+        );
+    }
+}

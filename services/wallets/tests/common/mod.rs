@@ -1,0 +1,322 @@
+//! A `wallets` instance per test: its own database, vhost, Redis prefix and dev chain, served on
+//! ephemeral ports, plus helpers that act as a browser wallet (SIWE) and as `bids`.
+
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use gavel_common::config::{Secret, SecretUrl, ShutdownConfig};
+use gavel_common::server::{Listeners, run};
+use gavel_test_support::{DevChain, TestDatabase, TestVhost, auth};
+use gavel_wallets::config::{
+    ChainConfig, Config, InternalConfig, SettlementConfig, SignInConfig, TokenConfig,
+};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const DOMAIN: &str = "gavel.test";
+pub const BIDS_TOKEN: &str = "test-bids-token";
+
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDatabase,
+    pub vhost: TestVhost,
+    pub chain: DevChain,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Options {
+    pub confirmations: u64,
+    pub balance_cache_ttl: Duration,
+    pub orphan_grace: Duration,
+    pub payment_window: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            confirmations: 1,
+            balance_cache_ttl: Duration::from_millis(1),
+            orphan_grace: Duration::from_secs(3600),
+            payment_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> TestApp {
+    gavel_test_support::init_logs();
+    let db = TestDatabase::create().await;
+    let vhost = TestVhost::create().await;
+    let chain = DevChain::start();
+    let config = Config {
+        http: gavel_common::config::ListenConfig {
+            addr: ([127, 0, 0, 1], 0).into(),
+        },
+        admin: gavel_common::config::ListenConfig {
+            addr: ([127, 0, 0, 1], 0).into(),
+        },
+        log: Default::default(),
+        shutdown: ShutdownConfig {
+            readiness_grace: Duration::ZERO,
+            drain_deadline: Duration::from_secs(5),
+        },
+        database: db.config(),
+        broker: vhost.config(),
+        redis: gavel_test_support::redis_config(),
+        chain: ChainConfig {
+            rpc_url: SecretUrl::parse(&chain.url).expect("url"),
+            chain_id: 31337,
+            confirmations: options.confirmations,
+            balance_cache_ttl: options.balance_cache_ttl,
+        },
+        sign_in: SignInConfig {
+            domain: DOMAIN.to_owned(),
+            uri: format!("https://{DOMAIN}").parse().expect("url"),
+            nonce_ttl: Duration::from_secs(300),
+            max_clock_skew: Duration::from_secs(60),
+        },
+        tokens: TokenConfig {
+            private_key: Secret::new(auth::PRIVATE_KEY_PEM),
+            ttl: Duration::from_secs(900),
+            issuer: "gavel-wallets".to_owned(),
+            audience: "gavel".to_owned(),
+        },
+        internal: InternalConfig {
+            tokens: BTreeMap::from([("bids".to_owned(), Secret::new(BIDS_TOKEN))]),
+        },
+        settlement: SettlementConfig {
+            payment_window: options.payment_window,
+            orphan_grace: options.orphan_grace,
+            sweep_interval: Duration::from_millis(50),
+        },
+    };
+    let service = gavel_wallets::build(&config).await.expect("wallets builds");
+    let listeners = Listeners::ephemeral().await.expect("bind");
+    let base = format!("http://{}", listeners.http_addr().expect("bound"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = config.shutdown.clone();
+    let done = tokio::spawn(async move {
+        run(
+            service,
+            listeners,
+            async { stopped.await.unwrap_or(()) },
+            &shutdown,
+        )
+        .await
+        .expect("clean stop");
+    });
+    TestApp {
+        base,
+        db,
+        vhost,
+        chain,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        done: Some(done),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn nonce(&self) -> String {
+        let body: Value = self
+            .client
+            .get(self.url("/auth/nonce"))
+            .send()
+            .await
+            .expect("served")
+            .json()
+            .await
+            .expect("json");
+        body["nonce"].as_str().expect("a nonce").to_owned()
+    }
+
+    /// An EIP-4361 message for `address`, as a browser wallet would present it.
+    pub fn message(
+        &self,
+        address: &str,
+        nonce: &str,
+        statement: &str,
+        chain_id: u64,
+        domain: &str,
+    ) -> String {
+        let issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        format!(
+            "{domain} wants you to sign in with your Ethereum account:\n{address}\n\n{statement}\n\nURI: https://{DOMAIN}/\nVersion: 1\nChain ID: {chain_id}\nNonce: {nonce}\nIssued At: {issued}"
+        )
+    }
+
+    pub fn sign(signer: &PrivateKeySigner, message: &str) -> String {
+        let signature = signer.sign_message_sync(message.as_bytes()).expect("signs");
+        format!("0x{}", alloy::hex::encode(signature.as_bytes()))
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("served");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("served");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Signs `signer` in and returns the access token and the sign-in answer.
+    pub async fn sign_in(&self, signer: &PrivateKeySigner) -> (String, Value) {
+        let nonce = self.nonce().await;
+        let message = self.message(
+            &signer.address().to_checksum(None),
+            &nonce,
+            "Sign in to Gavel",
+            31337,
+            DOMAIN,
+        );
+        let (status, body) = self
+            .post(
+                "/auth/sign-in",
+                None,
+                json!({"message": message, "signature": Self::sign(signer, &message)}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        (
+            body["access_token"].as_str().expect("a token").to_owned(),
+            body,
+        )
+    }
+
+    /// Calls the internal holds API as `bids`.
+    pub async fn hold(&self, operation: &str, key: &str, body: Value) -> (u16, Value, bool) {
+        let response = self
+            .client
+            .post(self.url(&format!("/internal/holds/{operation}")))
+            .bearer_auth(BIDS_TOKEN)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("served");
+        let status = response.status().as_u16();
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            replayed,
+        )
+    }
+
+    pub async fn holds(&self, query: &str) -> Vec<Value> {
+        let response = self
+            .client
+            .get(self.url(&format!("/internal/holds?{query}")))
+            .bearer_auth(BIDS_TOKEN)
+            .send()
+            .await
+            .expect("served");
+        response.json().await.expect("json")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.expect("the service stops cleanly");
+        }
+    }
+}
+
+/// A fresh funded wallet on the test's chain.
+pub async fn funded_wallet(chain: &DevChain, wei: &str) -> PrivateKeySigner {
+    let signer = PrivateKeySigner::random();
+    chain
+        .set_balance(&signer.address().to_checksum(None), wei)
+        .await;
+    signer
+}
+
+/// Publishes `envelope` as `bids` would, once the wallets consumer's queue is bound.
+pub async fn publish(app: &TestApp, envelope: &gavel_messaging::Envelope) {
+    let broker = gavel_messaging::Broker::new(app.vhost.config(), "test-publisher");
+    let queue_ready = || {
+        let broker = broker.clone();
+        async move {
+            let Ok(channel) = broker.channel().await else {
+                return false;
+            };
+            let passive = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            channel
+                .queue_declare("wallets.auction-events".into(), passive, Default::default())
+                .await
+                .is_ok()
+        }
+    };
+    gavel_test_support::wait_until_async(
+        "the wallets consumer's queue",
+        Duration::from_secs(20),
+        queue_ready,
+    )
+    .await;
+    let channel = broker.channel().await.expect("channel");
+    channel
+        .confirm_select(Default::default())
+        .await
+        .expect("confirms");
+    let body = serde_json::to_vec(envelope).expect("serializable");
+    let confirmation = channel
+        .basic_publish(
+            "gavel.events".into(),
+            envelope.event_type.as_str().into(),
+            Default::default(),
+            &body,
+            Default::default(),
+        )
+        .await
+        .expect("published")
+        .await
+        .expect("confirmed");
+    assert!(confirmation.is_ack());
+}
+
+/// Waits until the wallets database answers `sql` (a boolean query) with true.
+pub async fn wait_for_sql(app: &TestApp, what: &str, sql: &str) {
+    let pool = app.db.pool.clone();
+    gavel_test_support::wait_until_async(what, Duration::from_secs(20), || {
+        let pool = pool.clone();
+        let sql = sql.to_owned();
+        async move {
+            sqlx::query_scalar::<_, bool>(&sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(false)
+        }
+    })
+    .await;
+}

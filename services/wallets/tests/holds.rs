@@ -1,0 +1,344 @@
+//! The holds ledger under concurrency, retries and crashes, against real PostgreSQL and a dev
+//! chain balance.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use common::{Options, funded_wallet, publish, spawn, spawn_with, wait_for_sql};
+use futures_util::future::join_all;
+use gavel_events::BidAccepted;
+use gavel_messaging::Envelope;
+use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
+use serde_json::{Value, json};
+
+const ETHER: u128 = 1_000_000_000_000_000_000;
+
+fn wei(value: &Value) -> U256 {
+    value
+        .as_str()
+        .and_then(|raw| raw.parse().ok())
+        .unwrap_or_else(|| panic!("not an amount: {value}"))
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_holds_across_fifty_lots_never_exceed_the_balance_and_match_a_serial_replay()
+ {
+    let app = spawn().await;
+    let balance = 10_000 * ETHER;
+    let signer = funded_wallet(&app.chain, &balance.to_string()).await;
+    let wallet = signer.address().to_checksum(None);
+    let lots: Vec<LotId> = (0..50).map(|_| LotId::new()).collect();
+
+    let requests = (0..200u128).map(|i| {
+        // Demand far beyond the balance, with raises and would-be decreases on the same lots.
+        let amount = (1 + (i * 7919) % 400) * ETHER;
+        let body = json!({"wallet": wallet, "lot_id": lots[(i % 50) as usize], "amount": amount.to_string(), "bid_id": BidId::new()});
+        let app = &app;
+        async move { app.hold("place", &format!("concurrent-{i}"), body).await }
+    });
+    let answers = join_all(requests).await;
+    let accepted = answers.iter().filter(|(status, ..)| *status == 200).count();
+    let refused = answers.iter().filter(|(status, ..)| *status == 409).count();
+    assert_eq!(
+        accepted + refused,
+        200,
+        "every request got a definite answer"
+    );
+    assert!(
+        accepted >= 10 && refused >= 10,
+        "the test exercised both paths ({accepted} accepted)"
+    );
+    for (status, body, _) in &answers {
+        if body["code"] == "insufficient_funds" {
+            assert_eq!(*status, 409);
+            assert!(
+                body["available"].is_string(),
+                "the refusal says what is available: {body}"
+            );
+        }
+    }
+
+    let holds = app.holds(&format!("wallet={wallet}")).await;
+    let held: U256 = holds
+        .iter()
+        .filter(|hold| hold["status"] == "active")
+        .map(|hold| wei(&hold["amount"]))
+        .sum();
+    assert!(
+        held <= U256::from(balance),
+        "active holds {held} exceed the balance {balance}"
+    );
+
+    // Replay the ledger's own serial order (the order operations took the wallet lock) through an
+    // independent model; every answer and the final state must agree.
+    let log: Vec<(String, i16)> =
+        sqlx::query_as("SELECT fingerprint, status_code FROM hold_requests ORDER BY seq")
+            .fetch_all(&app.db.pool)
+            .await
+            .expect("the request log");
+    assert_eq!(log.len(), 200);
+    let mut model: BTreeMap<String, U256> = BTreeMap::new();
+    for (fingerprint, status) in &log {
+        let operation: Value = serde_json::from_str(fingerprint).expect("json");
+        let lot = operation["lot_id"].as_str().expect("lot").to_owned();
+        let amount = wei(&operation["amount"]);
+        let current = model.get(&lot).copied().unwrap_or_default();
+        let others: U256 = model
+            .iter()
+            .filter(|(other, _)| **other != lot)
+            .map(|(_, held)| *held)
+            .sum();
+        let expected = if amount < current || others + amount > U256::from(balance) {
+            409
+        } else {
+            200
+        };
+        assert_eq!(
+            *status, expected,
+            "operation {operation} answered {status}, the model says {expected}"
+        );
+        if expected == 200 {
+            model.insert(lot, amount);
+        }
+        let total: U256 = model.values().copied().sum();
+        assert!(total <= U256::from(balance));
+    }
+    let actual: BTreeMap<String, U256> = holds
+        .iter()
+        .filter(|hold| hold["status"] == "active")
+        .map(|hold| {
+            (
+                hold["lot_id"].as_str().expect("lot").to_owned(),
+                wei(&hold["amount"]),
+            )
+        })
+        .collect();
+    assert_eq!(actual, model, "the ledger equals the serial replay");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn place_release_and_capture_are_idempotent_under_retries() {
+    let app = spawn().await;
+    let signer = funded_wallet(&app.chain, &(10 * ETHER).to_string()).await;
+    let wallet = signer.address().to_checksum(None);
+    let lot = LotId::new();
+    let place = json!({"wallet": wallet, "lot_id": lot, "amount": (4 * ETHER).to_string(), "bid_id": BidId::new()});
+
+    let first = app.hold("place", "p-1", place.clone()).await;
+    assert_eq!(first.0, 200, "{}", first.1);
+    let retry = app.hold("place", "p-1", place.clone()).await;
+    assert_eq!(
+        (retry.0, &retry.1, retry.2),
+        (200, &first.1, true),
+        "a retry returns the original answer"
+    );
+
+    let mut changed = place.clone();
+    changed["amount"] = json!((5 * ETHER).to_string());
+    let reused = app.hold("place", "p-1", changed).await;
+    assert_eq!(
+        (reused.0, reused.1["code"].as_str()),
+        (409, Some("idempotency_key_reused")),
+        "{}",
+        reused.1
+    );
+
+    let too_much = json!({"wallet": wallet, "lot_id": LotId::new(), "amount": (7 * ETHER).to_string(), "bid_id": BidId::new()});
+    let refused = app.hold("place", "p-2", too_much.clone()).await;
+    assert_eq!(
+        (refused.0, refused.1["code"].as_str()),
+        (409, Some("insufficient_funds")),
+        "{}",
+        refused.1
+    );
+    assert_eq!(refused.1["available"], (6 * ETHER).to_string());
+    assert_eq!(
+        app.hold("place", "p-2", too_much).await.1,
+        refused.1,
+        "a refusal is replayed too"
+    );
+
+    let capture = json!({"wallet": wallet, "lot_id": lot, "amount": (3 * ETHER).to_string()});
+    let captured = app.hold("capture", "c-1", capture.clone()).await;
+    assert_eq!(
+        (captured.0, captured.1["hold"]["status"].as_str()),
+        (200, Some("captured")),
+        "{}",
+        captured.1
+    );
+    assert_eq!(app.hold("capture", "c-1", capture).await.1, captured.1);
+
+    let release = json!({"wallet": wallet, "lot_id": lot});
+    let refused_release = app.hold("release", "r-1", release.clone()).await;
+    assert_eq!(
+        (refused_release.0, refused_release.1["code"].as_str()),
+        (409, Some("hold_captured")),
+        "only settlement frees a capture"
+    );
+    let other_lot = LotId::new();
+    let small = json!({"wallet": wallet, "lot_id": other_lot, "amount": ETHER.to_string(), "bid_id": BidId::new()});
+    assert_eq!(app.hold("place", "p-3", small).await.0, 200);
+    let release = json!({"wallet": wallet, "lot_id": other_lot});
+    let released = app.hold("release", "r-2", release.clone()).await;
+    assert_eq!(released.1["hold"]["status"], "released");
+    let again = app.hold("release", "r-2", release).await;
+    assert_eq!((again.1.clone(), again.2), (released.1, true));
+
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM hold_requests")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 6, "retries wrote nothing");
+    let holds = app.holds(&format!("wallet={wallet}")).await;
+    let by_lot: BTreeMap<_, _> = holds
+        .iter()
+        .map(|hold| {
+            (
+                hold["lot_id"].as_str().unwrap_or_default().to_owned(),
+                hold["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(by_lot[&lot.to_string()], "captured");
+    assert_eq!(by_lot[&other_lot.to_string()], "released");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn internal_calls_need_a_service_token_and_an_idempotency_key() {
+    let app = spawn().await;
+    let body = json!({"wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "lot_id": LotId::new(), "amount": "1", "bid_id": BidId::new()});
+    let anonymous = app
+        .client
+        .post(app.url("/internal/holds/place"))
+        .header("idempotency-key", "k")
+        .json(&body)
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(anonymous.status(), 401);
+    let no_key = app
+        .client
+        .post(app.url("/internal/holds/place"))
+        .bearer_auth(common::BIDS_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(no_key.status(), 400);
+    let problem: Value = no_key.json().await.expect("json");
+    assert_eq!(problem["field"], "Idempotency-Key");
+
+    let mut bad = body.clone();
+    bad["amount"] = json!("-5");
+    let (status, problem, _) = app.hold("place", "k-bad", bad).await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("amount")),
+        "{problem}"
+    );
+    let mut bad = body;
+    bad["wallet"] = json!("0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
+    let (status, problem, _) = app.hold("place", "k-bad-2", bad).await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("wallet")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("checksum"),
+        "{problem}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reconciliation_frees_orphan_holds_and_leaves_recorded_ones_alone() {
+    let app = spawn_with(Options {
+        orphan_grace: Duration::from_millis(300),
+        ..Options::default()
+    })
+    .await;
+    let signer = funded_wallet(&app.chain, &(100 * ETHER).to_string()).await;
+    let wallet: EthAddress = signer.address().to_checksum(None).parse().expect("address");
+    let (orphan_lot, live_lot, raised_lot) = (LotId::new(), LotId::new(), LotId::new());
+    let (live_bid, raised_bid, unrecorded_raise) = (BidId::new(), BidId::new(), BidId::new());
+
+    // `bids` records these two bids; their events arrive through RabbitMQ.
+    for (lot_id, bid_id, amount) in [
+        (live_lot, live_bid, 5 * ETHER),
+        (raised_lot, raised_bid, 2 * ETHER),
+    ] {
+        let event = BidAccepted {
+            lot_id,
+            bid_id,
+            bidder: AccountId::new(),
+            wallet,
+            amount: Wei::from_u128(amount),
+            held: Wei::from_u128(amount),
+            at: chrono::Utc::now(),
+        };
+        publish(
+            &app,
+            &Envelope::new(lot_id.to_string(), Some(1), &event).expect("serializable"),
+        )
+        .await;
+        wait_for_sql(
+            &app,
+            "the bid to be recorded",
+            &format!("SELECT EXISTS (SELECT 1 FROM recorded_bids WHERE bid_id = '{bid_id}')"),
+        )
+        .await;
+    }
+
+    let place = |key: &'static str, lot: LotId, bid: BidId, amount: u128| {
+        let body =
+            json!({"wallet": wallet, "lot_id": lot, "amount": amount.to_string(), "bid_id": bid});
+        let app = &app;
+        async move {
+            let (status, body, _) = app.hold("place", key, body).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    place("orphan", orphan_lot, BidId::new(), 10 * ETHER).await; // a crash: its bid never recorded
+    place("live", live_lot, live_bid, 5 * ETHER).await;
+    place("raised", raised_lot, raised_bid, 2 * ETHER).await;
+    place("raise", raised_lot, unrecorded_raise, 3 * ETHER).await; // a crash after the raise
+
+    wait_for_sql(
+        &app,
+        "the orphan to be released",
+        &format!("SELECT status = 'released' FROM holds WHERE lot_id = '{orphan_lot}'"),
+    )
+    .await;
+    wait_for_sql(
+        &app,
+        "the unrecorded raise to be rolled back",
+        &format!("SELECT amount = {} AND bid_id = '{raised_bid}' FROM holds WHERE lot_id = '{raised_lot}'", 2 * ETHER),
+    )
+    .await;
+    let holds = app.holds(&format!("wallet={wallet}")).await;
+    let status = |lot: LotId| {
+        holds
+            .iter()
+            .find(|hold| hold["lot_id"] == lot.to_string())
+            .map(|hold| (hold["status"].clone(), hold["amount"].clone()))
+    };
+    assert_eq!(
+        status(live_lot),
+        Some((json!("active"), json!((5 * ETHER).to_string()))),
+        "a recorded hold is left alone"
+    );
+    assert_eq!(
+        status(raised_lot),
+        Some((json!("active"), json!((2 * ETHER).to_string())))
+    );
+    app.stop().await;
+}
