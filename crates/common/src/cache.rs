@@ -36,7 +36,12 @@ impl std::fmt::Debug for Cache {
 impl Cache {
     pub async fn connect(config: &RedisConfig) -> redis::RedisResult<Self> {
         let client = redis::Client::open(config.url.expose().as_str())?;
-        let connection = redis::aio::ConnectionManager::new(client).await?;
+        // The crate's 500 ms response timeout turns a loaded machine into errors; Redis calls here
+        // are on request paths that already have their own deadlines.
+        let options = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(5)))
+            .set_connection_timeout(Some(std::time::Duration::from_secs(3)));
+        let connection = redis::aio::ConnectionManager::new_with_config(client, options).await?;
         Ok(Self {
             connection,
             prefix: config.key_prefix.clone(),

@@ -7,7 +7,98 @@ use gavel_messaging::Event;
 use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
 use serde::{Deserialize, Serialize};
 
-/// `bids` accepted a bid (including one placed by the proxy on a bidder's behalf).
+/// How much a bid must exceed the current price by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Increment {
+    /// A fixed amount in wei.
+    Absolute { wei: Wei },
+    /// A share of the current price, in basis points (1/100 of a percent), at least 1 wei.
+    BasisPoints { bps: u32 },
+}
+
+/// The rules of a lot's auction, fixed by the seller before the first bid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotRules {
+    pub start_price: Wei,
+    pub increment: Increment,
+    /// Hidden from bidders: only whether it is met is shown.
+    pub reserve: Option<Wei>,
+    pub buy_now: Option<Wei>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// Anti-sniping never extends the end past this.
+    pub latest_end: DateTime<Utc>,
+    /// A bid this close to the end extends it...
+    pub snipe_window_secs: u32,
+    /// ...by this much.
+    pub extension_secs: u32,
+}
+
+/// `lots`: a seller put a lot up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotCreated {
+    pub lot_id: LotId,
+    pub seller: AccountId,
+    pub seller_wallet: EthAddress,
+    pub title: String,
+    pub rules: LotRules,
+}
+
+impl Event for LotCreated {
+    const TYPE: &'static str = "lot.created";
+    const VERSION: u16 = 1;
+}
+
+/// `lots`: the seller changed a lot before its first bid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotUpdated {
+    pub lot_id: LotId,
+    pub title: String,
+    pub rules: LotRules,
+}
+
+impl Event for LotUpdated {
+    const TYPE: &'static str = "lot.updated";
+    const VERSION: u16 = 1;
+}
+
+/// `lots`: the seller withdrew a lot before its first bid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotCancelled {
+    pub lot_id: LotId,
+}
+
+impl Event for LotCancelled {
+    const TYPE: &'static str = "lot.cancelled";
+    const VERSION: u16 = 1;
+}
+
+/// `bids`: a lot's auction opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionOpened {
+    pub lot_id: LotId,
+    pub ends_at: DateTime<Utc>,
+}
+
+impl Event for AuctionOpened {
+    const TYPE: &'static str = "auction.opened";
+    const VERSION: u16 = 1;
+}
+
+/// `bids`: a lot was withdrawn before its first bid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionCancelled {
+    pub lot_id: LotId,
+}
+
+impl Event for AuctionCancelled {
+    const TYPE: &'static str = "auction.cancelled";
+    const VERSION: u16 = 1;
+}
+
+/// `bids` recorded a bid (a bidder's own, or one the proxy placed for them), and the lot's state
+/// after it. Carries the lot's sequence number in the envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BidAccepted {
     pub lot_id: LotId,
@@ -15,9 +106,18 @@ pub struct BidAccepted {
     pub bidder: AccountId,
     pub wallet: EthAddress,
     pub amount: Wei,
-    /// What `wallets` holds for this bidder on this lot (their proxy maximum, or the amount).
+    /// What `wallets` holds for this bidder on this lot after the bid.
     pub held: Wei,
+    /// Placed by the proxy on the bidder's behalf.
+    pub proxy: bool,
     pub at: DateTime<Utc>,
+    /// The lot after this bid.
+    pub price: Wei,
+    pub leader: AccountId,
+    pub previous_leader: Option<AccountId>,
+    pub bid_count: i64,
+    pub ends_at: DateTime<Utc>,
+    pub reserve_met: bool,
 }
 
 impl Event for BidAccepted {

@@ -133,24 +133,7 @@ impl Harness {
         self.tasks.push(tokio::spawn(async move {
             consumer.run(cancel).await.expect("consumer stops cleanly")
         }));
-        let broker = self.broker.clone();
-        wait_until_async("the consumer's queue", DEADLINE, || {
-            let broker = broker.clone();
-            async move {
-                let Ok(channel) = broker.channel().await else {
-                    return false;
-                };
-                let passive = lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                };
-                channel
-                    .queue_declare(CONSUMER.into(), passive, Default::default())
-                    .await
-                    .is_ok()
-            }
-        })
-        .await;
+        self.vhost.wait_for_consumer(CONSUMER).await;
     }
 
     /// Writes notes `numbers` to the outbox, one transaction each, committed or rolled back.

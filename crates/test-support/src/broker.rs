@@ -130,6 +130,37 @@ impl TestVhost {
         declared.message_count()
     }
 
+    /// Waits until `queue` has a consumer. A consumer subscribes only after its queue is declared
+    /// and bound, so from then on a published event cannot miss it.
+    pub async fn wait_for_consumer(&self, queue: &str) {
+        crate::wait_until_async(
+            &format!("a consumer on {queue}"),
+            Duration::from_secs(30),
+            || async {
+                let Ok(connection) =
+                    lapin::Connection::connect(&self.url(), lapin::ConnectionProperties::default())
+                        .await
+                else {
+                    return false;
+                };
+                let Ok(channel) = connection.create_channel().await else {
+                    return false;
+                };
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                let consumers = channel
+                    .queue_declare(queue.into(), passive, FieldTable::default())
+                    .await
+                    .map(|queue| queue.consumer_count());
+                let _ = connection.close(200, "done".into()).await;
+                consumers.is_ok_and(|count| count > 0)
+            },
+        )
+        .await;
+    }
+
     /// Takes one message from `queue`, if any, acknowledging it.
     pub async fn get(&self, queue: &str) -> Option<lapin::message::BasicGetMessage> {
         let connection =

@@ -1,55 +1,52 @@
-//! `bids`: the auction engine. It keeps the live state of every lot, serialises its bids, opens and
-//! closes auctions on time, and publishes `auction.*` events through the outbox.
+//! `bids`: the auction engine. It keeps the live state of every lot, serialises its bids on the
+//! lot's row lock, holds bidders' money through `wallets`, opens and closes auctions on time
+//! exactly once, and publishes every change as a numbered `auction.*` event (per-lot log +
+//! outbox).
 //!
-//! So far the service has its skeleton: configuration, its connections with their readiness
-//! checks, and the admin endpoints. Its API arrives with its own issue.
+//! Layout: [`rules`] (pure auction rules), [`engine`] (placing a bid), [`schedule`] (opening and
+//! closing), [`releases`] (giving holds back), [`catalogue`] (following `lot.*`), [`store`]
+//! (PostgreSQL), [`wallets`] (client), [`ratelimit`], [`http`].
 
-use axum::Router;
-use gavel_common::auth::{AuthConfig, JwtVerifier};
-use gavel_common::cache::{Cache, RedisConfig};
-use gavel_common::config::{ListenConfig, ShutdownConfig};
-use gavel_common::db::DatabaseConfig;
+pub mod catalogue;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod ratelimit;
+pub mod releases;
+pub mod rules;
+pub mod schedule;
+pub mod store;
+pub mod wallets;
+
+use std::sync::Arc;
+
+use gavel_common::auth::JwtVerifier;
+use gavel_common::cache::Cache;
 use gavel_common::health::Readiness;
 use gavel_common::metrics::Metrics;
 use gavel_common::server::{Service, StartError};
-use gavel_common::telemetry::LogConfig;
+use gavel_messaging::consumer::ConsumerMetrics;
 use gavel_messaging::outbox::{Relay, RelayMetrics};
-use gavel_messaging::{Broker, BrokerConfig};
-use serde::Deserialize;
+use gavel_messaging::{Broker, Consumer};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "default_http")]
-    pub http: ListenConfig,
-    #[serde(default = "default_admin")]
-    pub admin: ListenConfig,
-    #[serde(default)]
-    pub log: LogConfig,
-    #[serde(default)]
-    pub shutdown: ShutdownConfig,
-    pub database: DatabaseConfig,
-    pub broker: BrokerConfig,
-    pub redis: RedisConfig,
-    pub auth: AuthConfig,
+pub use config::Config;
+
+/// The migrations of `bids`' own tables (the outbox's come from `gavel-messaging`).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
 }
 
-fn default_http() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 8082).into(),
-    }
-}
-
-fn default_admin() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 9082).into(),
-    }
-}
-
-/// Connects to everything `bids` needs and assembles the service.
+/// Connects to everything `bids` needs, migrates its database, and assembles the service.
 pub async fn build(config: &Config) -> Result<Service, StartError> {
+    build_with(config, engine::Hooks::default()).await
+}
+
+/// [`build`] with test hooks.
+pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service, StartError> {
     let metrics = Metrics::new("bids");
-    let _verifier = JwtVerifier::from_config(&config.auth)
+    let verifier = JwtVerifier::from_config(&config.auth)
         .map_err(|e| StartError::new("loading the JWT key", e))?;
     let pool = config
         .database
@@ -58,20 +55,54 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     gavel_messaging::migrator()
         .run(&pool)
         .await
+        .map_err(|e| StartError::new("migrating the outbox", e))?;
+    migrator()
+        .run(&pool)
+        .await
         .map_err(|e| StartError::new("migrating the database", e))?;
     let cache = Cache::connect(&config.redis)
         .await
         .map_err(|e| StartError::new("connecting to Redis", e))?;
     let broker = Broker::new(config.broker.clone(), "bids");
+    let wallets = wallets::Wallets::new(&config.wallets)
+        .map_err(|e| StartError::new("configuring the wallets client", e))?;
+    let engine = Arc::new(engine::Engine {
+        pool: pool.clone(),
+        wallets: wallets.clone(),
+        limiter: ratelimit::RateLimiter::new(cache.clone(), config.engine.bids_per_second),
+        releases: Arc::default(),
+        hooks,
+    });
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
-        .with_redis(cache.clone())
+        .with_redis(cache)
         .with_check("rabbitmq", {
             let broker = broker.clone();
             move || broker.clone().ping()
         });
-    let relay = Relay::new(pool, broker, RelayMetrics::new(&metrics));
-    let service = Service::new(Router::new(), metrics, readiness);
+    let relay = Relay::new(pool.clone(), broker.clone(), RelayMetrics::new(&metrics));
+    let consumer = Consumer::new(
+        "bids.lot-events",
+        &["lot.created", "lot.updated", "lot.cancelled"],
+        pool.clone(),
+        broker,
+        catalogue::LotEvents,
+        ConsumerMetrics::new(&metrics),
+    );
+    let wake = engine.releases.clone();
+    let router = http::router(http::AppState { engine, verifier });
+    let service = Service::new(router, metrics, readiness);
     let cancel = service.cancellation();
-    Ok(service.with_task("outbox-relay", async move { relay.run(cancel).await }))
+    let engine_config = config.engine.clone();
+    Ok(service
+        .with_task("outbox-relay", relay.run(cancel.clone()))
+        .with_task("lot-events", consumer.run(cancel.clone()))
+        .with_task(
+            "schedule",
+            schedule::run(pool.clone(), engine_config.tick, cancel.clone()),
+        )
+        .with_task(
+            "releases",
+            releases::run(pool, wallets, wake, engine_config.release_retry, cancel),
+        ))
 }

@@ -17,6 +17,8 @@ async fn the_binary_starts_reports_ready_and_stops_on_sigterm() {
             "GAVEL_AUTH__JWT_PUBLIC_KEY",
             gavel_test_support::auth::PUBLIC_KEY_PEM.to_owned(),
         ),
+        ("GAVEL_WALLETS__URL", "http://127.0.0.1:9".to_owned()),
+        ("GAVEL_WALLETS__TOKEN", "unused-in-this-test".to_owned()),
     ];
     assert_lifecycle(env!("CARGO_BIN_EXE_gavel-bids"), "bids", &env).await;
 }

@@ -56,9 +56,13 @@ pub enum Operation {
         amount: Wei,
         bid_id: BidId,
     },
+    /// Release the hold; with `bid_id`, only if the hold still backs that bid (so that a late
+    /// release for an outbid bid cannot free the hold of the same bidder's newer bid).
     Release {
         wallet: EthAddress,
         lot_id: LotId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bid_id: Option<BidId>,
     },
     /// Turn an active hold into a capture of `amount` (at most what is held).
     Capture {
@@ -221,7 +225,11 @@ pub async fn execute(
             let balance = balance.ok_or(LedgerError::MissingBalance)?;
             place(&mut tx, *wallet, *lot_id, *amount, *bid_id, balance).await?
         }
-        Operation::Release { wallet, lot_id } => release(&mut tx, *wallet, *lot_id).await?,
+        Operation::Release {
+            wallet,
+            lot_id,
+            bid_id,
+        } => release(&mut tx, *wallet, *lot_id, *bid_id).await?,
         Operation::Capture {
             wallet,
             lot_id,
@@ -233,14 +241,18 @@ pub async fn execute(
         Err(refusal) => (409, refusal.body()),
     };
     let stored = sqlx::query(
-        "INSERT INTO hold_requests (idempotency_key, operation, fingerprint, status_code, response)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
+        "INSERT INTO hold_requests (idempotency_key, operation, fingerprint, status_code, response, bid_id)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(key)
     .bind(operation.name())
     .bind(&fingerprint)
     .bind(i16::try_from(status).unwrap_or(500))
     .bind(&body)
+    .bind(match operation {
+        Operation::Place { bid_id, .. } => Some(bid_id.0),
+        _ => None,
+    })
     .execute(&mut *tx)
     .await?;
     if stored.rows_affected() == 0 {
@@ -383,8 +395,23 @@ async fn release(
     connection: &mut PgConnection,
     wallet: EthAddress,
     lot_id: LotId,
+    only_for: Option<BidId>,
 ) -> Result<Result<Value, Refusal>, sqlx::Error> {
     let existing = current(connection, wallet, lot_id).await?;
+    if let Some(row) = &existing
+        && only_for.is_some()
+        && row.bid_id != only_for
+    {
+        // The hold now backs a newer bid: this release is stale, and a no-op.
+        let hold = Hold {
+            wallet,
+            lot_id,
+            status: row.status,
+            amount: row.amount,
+            bid_id: row.bid_id,
+        };
+        return Ok(Ok(json!({"hold": hold})));
+    }
     if let Some(row) = &existing {
         if matches!(row.status, HoldStatus::Captured | HoldStatus::Settled) {
             // The lot is sold to this wallet: only settlement may free the capture.

@@ -14,6 +14,8 @@ pub mod ledger;
 pub mod nonces;
 pub mod settlement;
 pub mod signin;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 
 use std::sync::Arc;

@@ -326,6 +326,13 @@ pub async fn release_orphans(pool: &PgPool, grace: Duration) -> Result<u64, sqlx
         };
         let mut tx = pool.begin().await?;
         ledger::lock_wallet(&mut tx, address).await?;
+        // Under the wallet lock the hold's bid cannot change: this is the orphan's bid.
+        let orphan_bid: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT bid_id FROM holds WHERE wallet = $1 AND lot_id = $2")
+                .bind(&wallet)
+                .bind(lot_id)
+                .fetch_one(&mut *tx)
+                .await?;
         let done = sqlx::query(
             "UPDATE holds SET
                  status = CASE WHEN previous_amount IS NULL THEN 'released' ELSE 'active' END,
@@ -341,6 +348,14 @@ pub async fn release_orphans(pool: &PgPool, grace: Duration) -> Result<u64, sqlx
         .bind(cutoff)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 1 {
+            // Forget the placement of the orphaned bid: if `bids` retries it, the hold is placed
+            // afresh instead of the stale "held" answer being replayed.
+            sqlx::query("DELETE FROM hold_requests WHERE operation = 'place' AND bid_id = $1")
+                .bind(orphan_bid)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         if done.rows_affected() == 1 {
             repaired += 1;

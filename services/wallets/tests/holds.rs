@@ -188,11 +188,32 @@ async fn place_release_and_capture_are_idempotent_under_retries() {
     let again = app.hold("release", "r-2", release).await;
     assert_eq!((again.1.clone(), again.2), (released.1, true));
 
+    // A late release for an older bid does not free the hold of the bidder's newer bid.
+    let third_lot = LotId::new();
+    let (old_bid, new_bid) = (BidId::new(), BidId::new());
+    for (key, bid, amount) in [("p-4", old_bid, ETHER), ("p-5", new_bid, 2 * ETHER)] {
+        let body = json!({"wallet": wallet, "lot_id": third_lot, "amount": amount.to_string(), "bid_id": bid});
+        assert_eq!(app.hold("place", key, body).await.0, 200);
+    }
+    let stale = app
+        .hold(
+            "release",
+            "r-3",
+            json!({"wallet": wallet, "lot_id": third_lot, "bid_id": old_bid}),
+        )
+        .await;
+    assert_eq!(
+        (stale.0, stale.1["hold"]["status"].as_str()),
+        (200, Some("active")),
+        "{}",
+        stale.1
+    );
+
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM hold_requests")
         .fetch_one(&app.db.pool)
         .await
         .expect("count");
-    assert_eq!(rows, 6, "retries wrote nothing");
+    assert_eq!(rows, 9, "retries wrote nothing");
     let holds = app.holds(&format!("wallet={wallet}")).await;
     let by_lot: BTreeMap<_, _> = holds
         .iter()
@@ -283,7 +304,14 @@ async fn reconciliation_frees_orphan_holds_and_leaves_recorded_ones_alone() {
             wallet,
             amount: Wei::from_u128(amount),
             held: Wei::from_u128(amount),
+            proxy: false,
             at: chrono::Utc::now(),
+            price: Wei::from_u128(amount),
+            leader: AccountId::new(),
+            previous_leader: None,
+            bid_count: 1,
+            ends_at: chrono::Utc::now(),
+            reserve_met: true,
         };
         publish(
             &app,

@@ -26,6 +26,8 @@ pub struct PlaceRequest {
 pub struct ReleaseRequest {
     wallet: EthAddress,
     lot_id: LotId,
+    #[serde(default)]
+    bid_id: Option<BidId>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +70,7 @@ pub async fn release(
     let operation = Operation::Release {
         wallet: request.wallet,
         lot_id: request.lot_id,
+        bid_id: request.bid_id,
     };
     execute(&state, &caller, &key, &operation, None).await
 }

@@ -3,19 +3,13 @@
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use gavel_common::config::{Secret, SecretUrl, ShutdownConfig};
-use gavel_common::server::{Listeners, run};
 use gavel_test_support::{DevChain, TestDatabase, TestVhost, auth};
-use gavel_wallets::config::{
-    ChainConfig, Config, InternalConfig, SettlementConfig, SignInConfig, TokenConfig,
-};
+use gavel_wallets::testing;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 pub const DOMAIN: &str = "gavel.test";
 pub const BIDS_TOKEN: &str = "test-bids-token";
@@ -26,8 +20,7 @@ pub struct TestApp {
     pub vhost: TestVhost,
     pub chain: DevChain,
     pub client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
+    running: testing::Running,
 }
 
 pub struct Options {
@@ -57,71 +50,29 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let db = TestDatabase::create().await;
     let vhost = TestVhost::create().await;
     let chain = DevChain::start();
-    let config = Config {
-        http: gavel_common::config::ListenConfig {
-            addr: ([127, 0, 0, 1], 0).into(),
-        },
-        admin: gavel_common::config::ListenConfig {
-            addr: ([127, 0, 0, 1], 0).into(),
-        },
-        log: Default::default(),
-        shutdown: ShutdownConfig {
-            readiness_grace: Duration::ZERO,
-            drain_deadline: Duration::from_secs(5),
-        },
-        database: db.config(),
-        broker: vhost.config(),
-        redis: gavel_test_support::redis_config(),
-        chain: ChainConfig {
-            rpc_url: SecretUrl::parse(&chain.url).expect("url"),
-            chain_id: 31337,
-            confirmations: options.confirmations,
-            balance_cache_ttl: options.balance_cache_ttl,
-        },
-        sign_in: SignInConfig {
-            domain: DOMAIN.to_owned(),
-            uri: format!("https://{DOMAIN}").parse().expect("url"),
-            nonce_ttl: Duration::from_secs(300),
-            max_clock_skew: Duration::from_secs(60),
-        },
-        tokens: TokenConfig {
-            private_key: Secret::new(auth::PRIVATE_KEY_PEM),
-            ttl: Duration::from_secs(900),
-            issuer: "gavel-wallets".to_owned(),
-            audience: "gavel".to_owned(),
-        },
-        internal: InternalConfig {
-            tokens: BTreeMap::from([("bids".to_owned(), Secret::new(BIDS_TOKEN))]),
-        },
-        settlement: SettlementConfig {
-            payment_window: options.payment_window,
-            orphan_grace: options.orphan_grace,
-            sweep_interval: Duration::from_millis(50),
-        },
+    let options = testing::Options {
+        confirmations: options.confirmations,
+        balance_cache_ttl: options.balance_cache_ttl,
+        orphan_grace: options.orphan_grace,
+        payment_window: options.payment_window,
+        bids_token: BIDS_TOKEN.to_owned(),
+        private_key: auth::PRIVATE_KEY_PEM.to_owned(),
     };
-    let service = gavel_wallets::build(&config).await.expect("wallets builds");
-    let listeners = Listeners::ephemeral().await.expect("bind");
-    let base = format!("http://{}", listeners.http_addr().expect("bound"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let shutdown = config.shutdown.clone();
-    let done = tokio::spawn(async move {
-        run(
-            service,
-            listeners,
-            async { stopped.await.unwrap_or(()) },
-            &shutdown,
-        )
-        .await
-        .expect("clean stop");
-    });
+    let config = testing::config(
+        db.config(),
+        vhost.config(),
+        gavel_test_support::redis_config(),
+        &chain.url,
+        &options,
+    );
+    let running = testing::serve(&config).await;
     TestApp {
-        base,
+        base: running.base.clone(),
         db,
         vhost,
         chain,
         client: reqwest::Client::new(),
-        stop: Some(stop),
-        done: Some(done),
+        running,
     }
 }
 
@@ -240,13 +191,8 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(done) = self.done.take() {
-            done.await.expect("the service stops cleanly");
-        }
+    pub async fn stop(self) {
+        self.running.stop().await;
     }
 }
 
@@ -262,28 +208,7 @@ pub async fn funded_wallet(chain: &DevChain, wei: &str) -> PrivateKeySigner {
 /// Publishes `envelope` as `bids` would, once the wallets consumer's queue is bound.
 pub async fn publish(app: &TestApp, envelope: &gavel_messaging::Envelope) {
     let broker = gavel_messaging::Broker::new(app.vhost.config(), "test-publisher");
-    let queue_ready = || {
-        let broker = broker.clone();
-        async move {
-            let Ok(channel) = broker.channel().await else {
-                return false;
-            };
-            let passive = lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            };
-            channel
-                .queue_declare("wallets.auction-events".into(), passive, Default::default())
-                .await
-                .is_ok()
-        }
-    };
-    gavel_test_support::wait_until_async(
-        "the wallets consumer's queue",
-        Duration::from_secs(20),
-        queue_ready,
-    )
-    .await;
+    app.vhost.wait_for_consumer("wallets.auction-events").await;
     let channel = broker.channel().await.expect("channel");
     channel
         .confirm_select(Default::default())

@@ -1,0 +1,249 @@
+//! PostgreSQL access for the engine: lot state in and out, the per-lot event log (with its outbox
+//! copy), bid rows and pending hold releases.
+
+use chrono::{DateTime, Utc};
+use gavel_events::LotRules;
+use gavel_messaging::outbox::enqueue;
+use gavel_messaging::{Envelope, Event};
+use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
+use sqlx::{PgConnection, PgExecutor};
+
+use crate::rules::{Leader, Lot, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database")]
+    Database(#[from] sqlx::Error),
+    #[error("stored lot {0} is unreadable")]
+    Corrupt(LotId),
+    #[error("cannot encode an event")]
+    Encode(#[from] serde_json::Error),
+}
+
+#[derive(sqlx::FromRow)]
+struct LotRow {
+    seller: uuid::Uuid,
+    seller_wallet: String,
+    title: String,
+    rules: sqlx::types::Json<LotRules>,
+    status: String,
+    ends_at: DateTime<Utc>,
+    price: Option<String>,
+    leader: Option<uuid::Uuid>,
+    leader_wallet: Option<String>,
+    leader_max: Option<String>,
+    leader_hold_bid: Option<uuid::Uuid>,
+    bid_count: i64,
+    seq: i64,
+    now: DateTime<Utc>,
+}
+
+/// A lot as stored, with its sequence and the database's clock at the time of reading.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub lot: Lot,
+    pub seller_wallet: EthAddress,
+    pub title: String,
+    pub seq: i64,
+    /// `clock_timestamp()` when read: the one clock every replica agrees on.
+    pub now: DateTime<Utc>,
+}
+
+const SELECT: &str = "SELECT seller, seller_wallet, title, rules, status, ends_at, price::text AS price, leader,
+    leader_wallet, leader_max::text AS leader_max, leader_hold_bid, bid_count, seq, clock_timestamp() AS now
+    FROM lots WHERE lot_id = $1";
+
+/// Reads a lot; with `lock`, takes its row lock for the rest of the transaction, which is what
+/// serialises everything that happens to one lot.
+pub async fn load<'e>(
+    executor: impl PgExecutor<'e>,
+    lot_id: LotId,
+    lock: bool,
+) -> Result<Option<Stored>, StoreError> {
+    let sql = if lock {
+        format!("{SELECT} FOR UPDATE")
+    } else {
+        SELECT.to_owned()
+    };
+    let Some(row) = sqlx::query_as::<_, LotRow>(&sql)
+        .bind(lot_id.0)
+        .fetch_optional(executor)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let corrupt = || StoreError::Corrupt(lot_id);
+    let status = match row.status.as_str() {
+        "scheduled" => Status::Scheduled,
+        "open" => Status::Open,
+        "closed" => Status::Closed,
+        _ => Status::Cancelled,
+    };
+    let leader = match (
+        row.leader,
+        row.leader_wallet,
+        row.leader_max,
+        row.leader_hold_bid,
+    ) {
+        (Some(bidder), Some(wallet), Some(max), Some(hold_bid)) => Some(Leader {
+            bidder: AccountId(bidder),
+            wallet: wallet.parse().map_err(|_| corrupt())?,
+            max: max.parse().map_err(|_| corrupt())?,
+            hold_bid: BidId(hold_bid),
+        }),
+        _ => None,
+    };
+    let price = row
+        .price
+        .map(|raw| raw.parse::<Wei>())
+        .transpose()
+        .map_err(|_| corrupt())?;
+    Ok(Some(Stored {
+        lot: Lot {
+            seller: AccountId(row.seller),
+            rules: row.rules.0,
+            status,
+            price,
+            leader,
+            ends_at: row.ends_at,
+            bid_count: row.bid_count,
+        },
+        seller_wallet: row.seller_wallet.parse().map_err(|_| corrupt())?,
+        title: row.title,
+        seq: row.seq,
+        now: row.now,
+    }))
+}
+
+/// Writes the lot's mutable state back.
+pub async fn save(
+    connection: &mut PgConnection,
+    lot_id: LotId,
+    lot: &Lot,
+    seq: i64,
+) -> Result<(), StoreError> {
+    let status = match lot.status {
+        Status::Scheduled => "scheduled",
+        Status::Open => "open",
+        Status::Closed => "closed",
+        Status::Cancelled => "cancelled",
+    };
+    sqlx::query(
+        "UPDATE lots SET status = $2, ends_at = $3, price = $4::numeric, leader = $5, leader_wallet = $6,
+             leader_max = $7::numeric, leader_hold_bid = $8, bid_count = $9, seq = $10,
+             closed_at = CASE WHEN $2 = 'closed' THEN clock_timestamp() ELSE closed_at END
+         WHERE lot_id = $1",
+    )
+    .bind(lot_id.0)
+    .bind(status)
+    .bind(lot.ends_at)
+    .bind(lot.price.map(|price| price.to_string()))
+    .bind(lot.leader.map(|leader| leader.bidder.0))
+    .bind(lot.leader.map(|leader| leader.wallet.to_lowercase_hex()))
+    .bind(lot.leader.map(|leader| leader.max.to_string()))
+    .bind(lot.leader.map(|leader| leader.hold_bid.0))
+    .bind(lot.bid_count)
+    .bind(seq)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Appends event number `seq` to the lot's log and to the outbox, in the caller's transaction.
+pub async fn append<E: Event>(
+    connection: &mut PgConnection,
+    lot_id: LotId,
+    seq: i64,
+    event: &E,
+) -> Result<Envelope, StoreError> {
+    let envelope = Envelope::new(lot_id.to_string(), Some(seq), event)?;
+    sqlx::query(
+        "INSERT INTO lot_events (lot_id, seq, event_type, envelope) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(lot_id.0)
+    .bind(seq)
+    .bind(E::TYPE)
+    .bind(sqlx::types::Json(&envelope))
+    .execute(&mut *connection)
+    .await?;
+    enqueue(connection, &envelope).await?;
+    Ok(envelope)
+}
+
+pub async fn insert_bid(
+    connection: &mut PgConnection,
+    lot_id: LotId,
+    seq: i64,
+    bid: &crate::rules::Recorded,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO bids (bid_id, lot_id, seq, bidder, wallet, amount, proxy) VALUES ($1, $2, $3, $4, $5, $6::numeric, $7)")
+        .bind(bid.bid_id.0)
+        .bind(lot_id.0)
+        .bind(seq)
+        .bind(bid.bidder.0)
+        .bind(bid.wallet.to_lowercase_hex())
+        .bind(bid.amount.to_string())
+        .bind(bid.proxy)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Queues the release of `wallet`'s hold on `lot_id` if it still backs `bid_id`.
+pub async fn queue_release(
+    connection: &mut PgConnection,
+    wallet: EthAddress,
+    lot_id: LotId,
+    bid_id: BidId,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO pending_releases (wallet, lot_id, bid_id) VALUES ($1, $2, $3)")
+        .bind(wallet.to_lowercase_hex())
+        .bind(lot_id.0)
+        .bind(bid_id.0)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// A bid as the history shows it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct BidView {
+    pub bid_id: uuid::Uuid,
+    pub seq: i64,
+    pub bidder: uuid::Uuid,
+    pub amount: String,
+    pub proxy: bool,
+    pub placed_at: DateTime<Utc>,
+}
+
+pub async fn history<'e>(
+    executor: impl PgExecutor<'e>,
+    lot_id: LotId,
+    limit: i64,
+) -> Result<Vec<BidView>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT bid_id, seq, bidder, amount::text AS amount, proxy, placed_at FROM bids WHERE lot_id = $1 ORDER BY seq DESC LIMIT $2",
+    )
+    .bind(lot_id.0)
+    .bind(limit)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Events after `since`, in order.
+pub async fn events_since<'e>(
+    executor: impl PgExecutor<'e>,
+    lot_id: LotId,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<serde_json::Value>, StoreError> {
+    let rows: Vec<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(
+        "SELECT envelope FROM lot_events WHERE lot_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(lot_id.0)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|row| row.0).collect())
+}

@@ -1,0 +1,351 @@
+//! A world for engine tests: a real `wallets` (in-process, its own database), a dev chain, a
+//! shared vhost and Redis prefix, and any number of `bids` instances on one database, each in its
+//! own runtime so that a test can kill one as abruptly as a crash.
+
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use gavel_bids::config::{Config, EngineConfig, WalletsConfig};
+use gavel_bids::engine::Hooks;
+use gavel_common::cache::RedisConfig;
+use gavel_common::config::{ListenConfig, Secret, ShutdownConfig};
+use gavel_common::server::{Listeners, run};
+use gavel_events::{Increment, LotCreated, LotRules};
+use gavel_messaging::{Broker, Envelope};
+use gavel_test_support::{DevChain, TestDatabase, TestVhost, auth, wait_until_async};
+use gavel_types::{AccountId, EthAddress, LotId, Wei};
+use gavel_wallets::testing;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const BIDS_TOKEN: &str = "engine-test-token";
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct World {
+    pub db: TestDatabase,
+    pub wallets_db: TestDatabase,
+    pub vhost: TestVhost,
+    pub chain: DevChain,
+    pub redis: RedisConfig,
+    pub wallets: testing::Running,
+    pub client: reqwest::Client,
+}
+
+pub async fn world(orphan_grace: Duration) -> World {
+    gavel_test_support::init_logs();
+    let db = TestDatabase::create().await;
+    let wallets_db = TestDatabase::create().await;
+    let vhost = TestVhost::create().await;
+    let chain = DevChain::start();
+    let redis = gavel_test_support::redis_config();
+    let options = testing::Options {
+        confirmations: 1,
+        balance_cache_ttl: Duration::from_secs(2),
+        orphan_grace,
+        payment_window: Duration::from_secs(3600),
+        bids_token: BIDS_TOKEN.to_owned(),
+        private_key: auth::PRIVATE_KEY_PEM.to_owned(),
+    };
+    let config = testing::config(
+        wallets_db.config(),
+        vhost.config(),
+        redis.clone(),
+        &chain.url,
+        &options,
+    );
+    let wallets = testing::serve(&config).await;
+    World {
+        db,
+        wallets_db,
+        vhost,
+        chain,
+        redis,
+        wallets,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// One `bids` instance, in a runtime of its own.
+pub struct Engine {
+    pub base: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+impl World {
+    pub fn config(&self, bids_per_second: u32) -> Config {
+        Config {
+            http: ListenConfig {
+                addr: ([127, 0, 0, 1], 0).into(),
+            },
+            admin: ListenConfig {
+                addr: ([127, 0, 0, 1], 0).into(),
+            },
+            log: Default::default(),
+            shutdown: ShutdownConfig {
+                readiness_grace: Duration::ZERO,
+                drain_deadline: Duration::from_secs(5),
+            },
+            database: self.db.config(),
+            broker: self.vhost.config(),
+            redis: self.redis.clone(),
+            auth: auth::auth_config(),
+            wallets: WalletsConfig {
+                url: self.wallets.base.parse().expect("url"),
+                token: Secret::new(BIDS_TOKEN),
+                timeout: Duration::from_secs(10),
+            },
+            engine: EngineConfig {
+                tick: Duration::from_millis(100),
+                bids_per_second,
+                release_retry: Duration::from_millis(200),
+            },
+        }
+    }
+
+    pub async fn engine(&self) -> Engine {
+        self.engine_with(self.config(10_000), Hooks::default())
+            .await
+    }
+
+    pub async fn engine_with(&self, config: Config, hooks: Hooks) -> Engine {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (done_tx, done) = oneshot::channel();
+        runtime.spawn(async move {
+            let service = gavel_bids::build_with(&config, hooks)
+                .await
+                .expect("bids builds");
+            let listeners = Listeners::ephemeral().await.expect("bind");
+            let _ = ready_tx.send(format!("http://{}", listeners.http_addr().expect("bound")));
+            run(
+                service,
+                listeners,
+                async { stopped.await.unwrap_or(()) },
+                &config.shutdown,
+            )
+            .await
+            .expect("clean stop");
+            let _ = done_tx.send(());
+        });
+        let base = ready_rx.await.expect("bids started");
+        Engine {
+            base,
+            runtime: Some(runtime),
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    /// Publishes `lot.created` as `lots` would and waits until the engine has the lot open (or
+    /// scheduled, when it starts later).
+    pub async fn create_lot(&self, engine: &Engine, rules: LotRules, seller: AccountId) -> LotId {
+        let lot_id = LotId::new();
+        let event = LotCreated {
+            lot_id,
+            seller,
+            seller_wallet: EthAddress::from_alloy(alloy_primitives::Address::repeat_byte(0x5e)),
+            title: "A test lot".to_owned(),
+            rules: rules.clone(),
+        };
+        self.publish(
+            &Envelope::new(lot_id.to_string(), None, &event).expect("serializable"),
+            "bids.lot-events",
+        )
+        .await;
+        let expected = if rules.starts_at <= Utc::now() {
+            "open"
+        } else {
+            "scheduled"
+        };
+        wait_until_async("the lot to reach the engine", DEADLINE, || async {
+            let state = self.get(engine, &format!("/lots/{lot_id}")).await;
+            state["status"] == expected
+        })
+        .await;
+        lot_id
+    }
+
+    pub async fn publish(&self, envelope: &Envelope, queue: &str) {
+        let broker = Broker::new(self.vhost.config(), "test-publisher");
+        self.vhost.wait_for_consumer(queue).await;
+        let channel = broker.channel().await.expect("channel");
+        channel
+            .confirm_select(Default::default())
+            .await
+            .expect("confirms");
+        let body = serde_json::to_vec(envelope).expect("serializable");
+        channel
+            .basic_publish(
+                "gavel.events".into(),
+                envelope.event_type.as_str().into(),
+                Default::default(),
+                &body,
+                Default::default(),
+            )
+            .await
+            .expect("published")
+            .await
+            .expect("confirmed");
+    }
+
+    pub async fn get(&self, engine: &Engine, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", engine.base))
+            .send()
+            .await
+            .expect("served")
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+
+    /// A bidder with a funded wallet and an access token.
+    pub async fn bidder(&self, wei: &str) -> Bidder {
+        let wallet = EthAddress::from_alloy(alloy_primitives::Address::from_slice(
+            &uuid::Uuid::new_v4().as_bytes()[..].repeat(2)[..20],
+        ));
+        self.chain.set_balance(&wallet.to_string(), wei).await;
+        let account = AccountId::new();
+        let token = auth::mint(&auth::claims(account.0, &wallet.to_string()));
+        Bidder {
+            account,
+            wallet,
+            token,
+        }
+    }
+
+    pub async fn bid(
+        &self,
+        engine: &Engine,
+        bidder: &Bidder,
+        lot: LotId,
+        key: &str,
+        amount: u128,
+        max: Option<u128>,
+    ) -> (u16, Value, bool) {
+        let mut body = json!({"amount": amount.to_string()});
+        if let Some(max) = max {
+            body["max_amount"] = json!(max.to_string());
+        }
+        let response = self
+            .client
+            .post(format!("{}/lots/{lot}/bids", engine.base))
+            .bearer_auth(&bidder.token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("served");
+        let status = response.status().as_u16();
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            replayed,
+        )
+    }
+
+    /// Holds `wallets` keeps for `lot`, as (wallet, status, amount).
+    pub async fn holds(&self, lot: LotId) -> Vec<(String, String, String)> {
+        let holds: Vec<Value> = self
+            .client
+            .get(format!("{}/internal/holds?lot_id={lot}", self.wallets.base))
+            .bearer_auth(BIDS_TOKEN)
+            .send()
+            .await
+            .expect("served")
+            .json()
+            .await
+            .expect("json");
+        holds
+            .iter()
+            .map(|hold| {
+                (
+                    hold["wallet"].as_str().unwrap_or_default().to_owned(),
+                    hold["status"].as_str().unwrap_or_default().to_owned(),
+                    hold["amount"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn scalar<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+    {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("query")
+    }
+}
+
+pub struct Bidder {
+    pub account: AccountId,
+    pub wallet: EthAddress,
+    pub token: String,
+}
+
+impl Engine {
+    /// Drains and stops the instance.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(DEADLINE, done).await;
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    /// Kills the instance mid-flight: every task is dropped where it stands, as in a crash.
+    pub fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Rules for a lot that is open now and ends in an hour, in wei: start 100, step 10.
+pub fn rules() -> LotRules {
+    let now = Utc::now();
+    LotRules {
+        start_price: Wei::from_u128(100),
+        increment: Increment::Absolute {
+            wei: Wei::from_u128(10),
+        },
+        reserve: None,
+        buy_now: None,
+        starts_at: now - chrono::Duration::seconds(1),
+        ends_at: now + chrono::Duration::hours(1),
+        latest_end: now + chrono::Duration::hours(2),
+        snipe_window_secs: 0,
+        extension_secs: 0,
+    }
+}
+
+pub fn at(offset_ms: i64) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::milliseconds(offset_ms)
+}
+
+pub type Shared<T> = Arc<T>;

@@ -1,0 +1,138 @@
+//! Running a real `wallets` in-process for the tests of services that depend on it (`bids`):
+//! the caller brings the database, broker, Redis and dev chain. Built only with the `testing`
+//! feature, never into the binary.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gavel_common::cache::RedisConfig;
+use gavel_common::config::{ListenConfig, Secret, SecretUrl, ShutdownConfig};
+use gavel_common::db::DatabaseConfig;
+use gavel_common::server::{Listeners, run};
+use gavel_messaging::BrokerConfig;
+use tokio::sync::oneshot;
+
+use crate::config::{
+    ChainConfig, Config, InternalConfig, SettlementConfig, SignInConfig, TokenConfig,
+};
+
+/// What a test chooses about the instance.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub confirmations: u64,
+    pub balance_cache_ttl: Duration,
+    pub orphan_grace: Duration,
+    pub payment_window: Duration,
+    /// The bearer token of the internal caller `bids`.
+    pub bids_token: String,
+    /// Ed25519 private key (PKCS#8 PEM) that signs access tokens.
+    pub private_key: String,
+}
+
+/// A config for tests: loopback ports, fast sweeps, sign-in for `gavel.test`.
+pub fn config(
+    database: DatabaseConfig,
+    broker: BrokerConfig,
+    redis: RedisConfig,
+    rpc_url: &str,
+    options: &Options,
+) -> Config {
+    Config {
+        http: ListenConfig {
+            addr: ([127, 0, 0, 1], 0).into(),
+        },
+        admin: ListenConfig {
+            addr: ([127, 0, 0, 1], 0).into(),
+        },
+        log: Default::default(),
+        shutdown: ShutdownConfig {
+            readiness_grace: Duration::ZERO,
+            drain_deadline: Duration::from_secs(5),
+        },
+        database,
+        broker,
+        redis,
+        chain: ChainConfig {
+            rpc_url: SecretUrl::parse(rpc_url)
+                .unwrap_or_else(|error| panic!("bad dev chain URL {rpc_url}: {error}")),
+            chain_id: 31337,
+            confirmations: options.confirmations,
+            balance_cache_ttl: options.balance_cache_ttl,
+        },
+        sign_in: SignInConfig {
+            domain: "gavel.test".to_owned(),
+            uri: url::Url::parse("https://gavel.test")
+                .unwrap_or_else(|_| unreachable!("a literal URL")),
+            nonce_ttl: Duration::from_secs(300),
+            max_clock_skew: Duration::from_secs(60),
+        },
+        tokens: TokenConfig {
+            private_key: Secret::new(options.private_key.clone()),
+            ttl: Duration::from_secs(900),
+            issuer: "gavel-wallets".to_owned(),
+            audience: "gavel".to_owned(),
+        },
+        internal: InternalConfig {
+            tokens: BTreeMap::from([("bids".to_owned(), Secret::new(options.bids_token.clone()))]),
+        },
+        settlement: SettlementConfig {
+            payment_window: options.payment_window,
+            orphan_grace: options.orphan_grace,
+            sweep_interval: Duration::from_millis(50),
+        },
+    }
+}
+
+/// A running instance; `stop` drains it.
+#[derive(Debug)]
+pub struct Running {
+    pub base: String,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Builds and serves `config` on ephemeral loopback ports.
+pub async fn serve(config: &Config) -> Running {
+    let service = crate::build(config)
+        .await
+        .unwrap_or_else(|error| panic!("wallets does not build: {error:?}"));
+    let listeners = Listeners::ephemeral()
+        .await
+        .unwrap_or_else(|error| panic!("cannot bind: {error}"));
+    let base = format!(
+        "http://{}",
+        listeners
+            .http_addr()
+            .unwrap_or_else(|error| panic!("unbound: {error}"))
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = config.shutdown.clone();
+    let done = tokio::spawn(async move {
+        if let Err(error) = run(
+            service,
+            listeners,
+            async { stopped.await.unwrap_or(()) },
+            &shutdown,
+        )
+        .await
+        {
+            panic!("wallets did not stop cleanly: {error}");
+        }
+    });
+    Running {
+        base,
+        stop: Some(stop),
+        done: Some(done),
+    }
+}
