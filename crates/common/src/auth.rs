@@ -106,6 +106,28 @@ where
     }
 }
 
+/// Signed in or anonymous: no `Authorization` header is `None`; a header that does not verify is
+/// still a 401 (a broken token should not silently downgrade to anonymous).
+impl<S> axum::extract::OptionalFromRequestParts<S> for Authenticated
+where
+    JwtVerifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(None);
+        }
+        <Self as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
 fn bearer_token(parts: &Parts) -> Result<&str, Problem> {
     let value = parts
         .headers

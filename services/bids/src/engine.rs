@@ -20,6 +20,8 @@
 use chrono::Utc;
 use gavel_events::{AuctionClosed, BidAccepted, Outcome};
 use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -77,6 +79,16 @@ pub struct Engine {
     /// Wakes the release task after a commit that queued releases.
     pub releases: std::sync::Arc<Notify>,
     pub hooks: Hooks,
+    /// In-process queues per lot (striped): bids for one lot wait here, not holding a database
+    /// connection while the row lock is taken; across replicas the row lock still decides.
+    pub stripes: Arc<[tokio::sync::Mutex<()>]>,
+}
+
+/// How many in-process lot queues there are (lots share one by hash).
+pub const STRIPES: usize = 1024;
+
+pub fn stripes() -> Arc<[tokio::sync::Mutex<()>]> {
+    (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect()
 }
 
 /// Test-only interference points; empty in production.
@@ -102,6 +114,11 @@ impl Engine {
         key: &str,
         request: &BidRequest,
     ) -> Result<Answer, EngineError> {
+        // One bid per lot at a time in this replica: the others wait here, without a database
+        // connection, so a hot lot cannot starve the pool.
+        let stripe =
+            usize::from(lot_id.0.as_bytes()[15]) | (usize::from(lot_id.0.as_bytes()[14]) << 8);
+        let _queued = self.stripes[stripe % self.stripes.len()].lock().await;
         let fingerprint = serde_json::to_string(&(lot_id, request)).unwrap_or_default();
         let bid_id = match self.lookup(bidder.account, key, &fingerprint).await? {
             Lookup::Decided(answer) => return Ok(answer),

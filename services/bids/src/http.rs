@@ -76,6 +76,11 @@ fn engine_problem(error: EngineError) -> Problem {
             )
         }
         EngineError::Redis(error) => Problem::internal(&error),
+        EngineError::Store(store::StoreError::Database(sqlx::Error::PoolTimedOut)) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "The engine is busy; try again shortly",
+        ),
         EngineError::Store(error) => Problem::internal(&error),
     }
 }

@@ -72,6 +72,7 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
         limiter: ratelimit::RateLimiter::new(cache.clone(), config.engine.bids_per_second),
         releases: Arc::default(),
         hooks,
+        stripes: engine::stripes(),
     });
     let readiness = Readiness::default()
         .with_postgres(pool.clone())

@@ -54,7 +54,8 @@ async fn five_hundred_concurrent_bids_from_fifty_bidders_leave_one_leader_an_ord
         .iter()
         .filter(|result| **result == "accepted")
         .count();
-    assert!(accepted >= 5, "enough bids won their race ({accepted})");
+    // Bids land in random order, so only the running maxima win (about ln 500 ≈ 6 of them).
+    assert!(accepted >= 2, "bids competed ({accepted} accepted)");
 
     // The per-lot log is contiguous from 1 (opened) with one event per accepted bid.
     let seqs: Vec<i64> = sqlx::query_scalar(&format!(

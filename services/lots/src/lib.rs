@@ -1,53 +1,42 @@
-//! `lots`: the catalogue. Sellers put lots up (rules, photos in S3) and bidders browse them; every
-//! change is published as a `lot.*` event through the outbox.
+//! `lots`: the catalogue. Sellers put lots up with their rules and photos (in S3) and can change
+//! or withdraw them until the first bid; everyone browses and searches them with their live
+//! state. Every change is published as a `lot.*` event through the outbox.
 //!
-//! So far the service has its skeleton: configuration, its connections with their readiness
-//! checks, and the admin endpoints. Its API arrives with its own issue.
+//! Layout: [`domain`] (validating a lot), [`store`] (PostgreSQL), [`photos`] (checking and
+//! cleaning images), [`storage`] (S3), [`summary`] (following `auction.*`), [`http`] (the API and
+//! its OpenAPI document).
 
-use axum::Router;
-use gavel_common::auth::{AuthConfig, JwtVerifier};
-use gavel_common::config::{ListenConfig, ShutdownConfig};
-use gavel_common::db::DatabaseConfig;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod photos;
+pub mod storage;
+pub mod store;
+pub mod summary;
+
+use std::sync::Arc;
+
+use gavel_common::auth::JwtVerifier;
 use gavel_common::health::Readiness;
 use gavel_common::metrics::Metrics;
 use gavel_common::server::{Service, StartError};
-use gavel_common::telemetry::LogConfig;
+use gavel_messaging::consumer::ConsumerMetrics;
 use gavel_messaging::outbox::{Relay, RelayMetrics};
-use gavel_messaging::{Broker, BrokerConfig};
-use serde::Deserialize;
+use gavel_messaging::{Broker, Consumer};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "default_http")]
-    pub http: ListenConfig,
-    #[serde(default = "default_admin")]
-    pub admin: ListenConfig,
-    #[serde(default)]
-    pub log: LogConfig,
-    #[serde(default)]
-    pub shutdown: ShutdownConfig,
-    pub database: DatabaseConfig,
-    pub broker: BrokerConfig,
-    pub auth: AuthConfig,
+pub use config::Config;
+
+/// The migrations of `lots`' own tables (the outbox's come from `gavel-messaging`).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
 }
 
-fn default_http() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 8081).into(),
-    }
-}
-
-fn default_admin() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 9081).into(),
-    }
-}
-
-/// Connects to everything `lots` needs and assembles the service.
+/// Connects to everything `lots` needs, migrates its database, and assembles the service.
 pub async fn build(config: &Config) -> Result<Service, StartError> {
     let metrics = Metrics::new("lots");
-    let _verifier = JwtVerifier::from_config(&config.auth)
+    let verifier = JwtVerifier::from_config(&config.auth)
         .map_err(|e| StartError::new("loading the JWT key", e))?;
     let pool = config
         .database
@@ -56,16 +45,47 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     gavel_messaging::migrator()
         .run(&pool)
         .await
+        .map_err(|e| StartError::new("migrating the outbox", e))?;
+    migrator()
+        .run(&pool)
+        .await
         .map_err(|e| StartError::new("migrating the database", e))?;
+    let storage = storage::Storage::new(&config.s3);
+    if config.s3.create_bucket {
+        storage
+            .ensure_bucket()
+            .await
+            .map_err(|e| StartError::new("creating the photo bucket", e))?;
+    }
     let broker = Broker::new(config.broker.clone(), "lots");
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
         .with_check("rabbitmq", {
             let broker = broker.clone();
             move || broker.clone().ping()
+        })
+        .with_check("s3", {
+            let storage = storage.clone();
+            move || storage.clone().ping()
         });
-    let relay = Relay::new(pool, broker, RelayMetrics::new(&metrics));
-    let service = Service::new(Router::new(), metrics, readiness);
+    let relay = Relay::new(pool.clone(), broker.clone(), RelayMetrics::new(&metrics));
+    let consumer = Consumer::new(
+        "lots.auction-events",
+        &["auction.*"],
+        pool.clone(),
+        broker,
+        summary::AuctionEvents,
+        ConsumerMetrics::new(&metrics),
+    );
+    let state = http::AppState {
+        pool,
+        storage,
+        verifier,
+        limits: Arc::new(config.photos.clone()),
+    };
+    let service = Service::new(http::router(state), metrics, readiness);
     let cancel = service.cancellation();
-    Ok(service.with_task("outbox-relay", async move { relay.run(cancel).await }))
+    Ok(service
+        .with_task("outbox-relay", relay.run(cancel.clone()))
+        .with_task("auction-events", consumer.run(cancel)))
 }

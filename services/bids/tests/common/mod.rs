@@ -175,6 +175,34 @@ impl World {
         lot_id
     }
 
+    /// Publishes `lot.created` without waiting for the engine (for bulk set-up).
+    pub async fn create_lot_quietly(&self, rules: LotRules, seller: AccountId) -> LotId {
+        let lot_id = LotId::new();
+        let event = LotCreated {
+            lot_id,
+            seller,
+            seller_wallet: EthAddress::from_alloy(alloy_primitives::Address::repeat_byte(0x5e)),
+            title: "A test lot".to_owned(),
+            rules,
+        };
+        self.publish(
+            &Envelope::new(lot_id.to_string(), None, &event).expect("serializable"),
+            "bids.lot-events",
+        )
+        .await;
+        lot_id
+    }
+
+    /// Waits until the engine has opened every lot in `lots`.
+    pub async fn wait_for_lots(&self, engine: &Engine, lots: &[LotId]) {
+        for lot in lots {
+            wait_until_async("the lot to open", DEADLINE, || async {
+                self.get(engine, &format!("/lots/{lot}")).await["status"] == "open"
+            })
+            .await;
+        }
+    }
+
     pub async fn publish(&self, envelope: &Envelope, queue: &str) {
         let broker = Broker::new(self.vhost.config(), "test-publisher");
         self.vhost.wait_for_consumer(queue).await;

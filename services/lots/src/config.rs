@@ -1,0 +1,100 @@
+//! The configuration of `lots`. See `docs/configuration.md` for every key.
+
+use std::time::Duration;
+
+use gavel_common::auth::AuthConfig;
+use gavel_common::config::{ListenConfig, Secret, ShutdownConfig};
+use gavel_common::db::DatabaseConfig;
+use gavel_common::telemetry::LogConfig;
+use gavel_messaging::BrokerConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_http")]
+    pub http: ListenConfig,
+    #[serde(default = "default_admin")]
+    pub admin: ListenConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    pub database: DatabaseConfig,
+    pub broker: BrokerConfig,
+    pub auth: AuthConfig,
+    pub s3: S3Config,
+    #[serde(default)]
+    pub photos: PhotoLimits,
+}
+
+fn default_http() -> ListenConfig {
+    ListenConfig {
+        addr: ([0, 0, 0, 0], 8081).into(),
+    }
+}
+
+fn default_admin() -> ListenConfig {
+    ListenConfig {
+        addr: ([0, 0, 0, 0], 9081).into(),
+    }
+}
+
+/// Any S3-compatible store: a local s3s-fs, MinIO, Yandex Object Storage, AWS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// e.g. `http://127.0.0.1:9000` or `https://storage.yandexcloud.net`.
+    pub endpoint: url::Url,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    /// `http://endpoint/bucket/key` rather than `http://bucket.endpoint/key`.
+    #[serde(default = "yes")]
+    pub path_style: bool,
+    /// Create the bucket at start-up when it is missing.
+    #[serde(default)]
+    pub create_bucket: bool,
+    /// Serve photos from this public base URL (`<public_url>/<key>`) instead of presigned URLs.
+    #[serde(default)]
+    pub public_url: Option<url::Url>,
+    #[serde(default = "default_presign_ttl", with = "humantime_serde")]
+    pub presign_ttl: Duration,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_presign_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhotoLimits {
+    /// Largest accepted upload, in bytes (10 MiB).
+    pub max_bytes: usize,
+    /// Largest accepted width or height, in pixels.
+    pub max_side: u32,
+    /// Largest accepted width × height.
+    pub max_pixels: u64,
+    pub max_per_lot: i64,
+}
+
+impl Default for PhotoLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            max_side: 8000,
+            max_pixels: 40_000_000,
+            max_per_lot: 10,
+        }
+    }
+}
