@@ -193,6 +193,15 @@ pub struct ListenConfig {
     pub addr: std::net::SocketAddr,
 }
 
+impl ListenConfig {
+    /// `0.0.0.0:port`: every interface, as a container wants.
+    pub fn all_interfaces(port: u16) -> Self {
+        Self {
+            addr: ([0, 0, 0, 0], port).into(),
+        }
+    }
+}
+
 /// How the service stops.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

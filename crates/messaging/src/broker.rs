@@ -4,6 +4,7 @@
 //! after a loss reconnects, the others wait for it. Backoff between attempts is the caller's
 //! business (see [`Backoff`]), so that each loop can also watch its cancellation token.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,17 @@ impl Broker {
         let channel = fresh.create_channel().await?;
         *connection = Some(fresh);
         Ok(channel)
+    }
+
+    /// [`Broker::ping`] as a readiness check (`Readiness::with_check("rabbitmq", broker.check())`).
+    pub fn check(
+        &self,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+    + Send
+    + Sync
+    + 'static {
+        let broker = self.clone();
+        move || Box::pin(broker.clone().ping())
     }
 
     /// The readiness check: connected, or able to connect now.

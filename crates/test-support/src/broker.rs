@@ -161,6 +161,39 @@ impl TestVhost {
         .await;
     }
 
+    /// Publishes `envelope` to the events exchange, as its producer would, once `consumer` is
+    /// listening; waits for the broker's confirm.
+    pub async fn publish(&self, envelope: &gavel_messaging::Envelope, consumer: &str) {
+        self.wait_for_consumer(consumer).await;
+        let connection =
+            lapin::Connection::connect(&self.url(), lapin::ConnectionProperties::default())
+                .await
+                .expect("can connect to the test vhost");
+        let channel = connection
+            .create_channel()
+            .await
+            .expect("can open a channel");
+        channel
+            .confirm_select(Default::default())
+            .await
+            .expect("confirms");
+        let body = serde_json::to_vec(envelope).expect("an envelope serializes");
+        let confirmation = channel
+            .basic_publish(
+                "gavel.events".into(),
+                envelope.event_type.as_str().into(),
+                Default::default(),
+                &body,
+                Default::default(),
+            )
+            .await
+            .expect("published")
+            .await
+            .expect("confirmed");
+        assert!(confirmation.is_ack(), "the broker refused the event");
+        let _ = connection.close(200, "done".into()).await;
+    }
+
     /// Takes one message from `queue`, if any, acknowledging it.
     pub async fn get(&self, queue: &str) -> Option<lapin::message::BasicGetMessage> {
         let connection =

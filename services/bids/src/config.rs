@@ -31,15 +31,11 @@ pub struct Config {
 }
 
 fn default_http() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 8082).into(),
-    }
+    ListenConfig::all_interfaces(8082)
 }
 
 fn default_admin() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 9082).into(),
-    }
+    ListenConfig::all_interfaces(9082)
 }
 
 /// Where the holds ledger is, and the token `bids` presents to it.

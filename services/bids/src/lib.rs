@@ -77,10 +77,7 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
         .with_redis(cache)
-        .with_check("rabbitmq", {
-            let broker = broker.clone();
-            move || broker.clone().ping()
-        });
+        .with_check("rabbitmq", broker.check());
     let relay = Relay::new(pool.clone(), broker.clone(), RelayMetrics::new(&metrics));
     let consumer = Consumer::new(
         "bids.lot-events",

@@ -32,15 +32,11 @@ pub struct Config {
 }
 
 fn default_http() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 8080).into(),
-    }
+    ListenConfig::all_interfaces(8080)
 }
 
 fn default_admin() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 9080).into(),
-    }
+    ListenConfig::all_interfaces(9080)
 }
 
 /// Connects to everything `gateway-ws` needs and assembles the service.
@@ -54,9 +50,6 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     let broker = Broker::new(config.broker.clone(), "gateway-ws");
     let readiness = Readiness::default()
         .with_redis(cache.clone())
-        .with_check("rabbitmq", {
-            let broker = broker.clone();
-            move || broker.clone().ping()
-        });
+        .with_check("rabbitmq", broker.check());
     Ok(Service::new(Router::new(), metrics, readiness))
 }

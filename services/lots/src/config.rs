@@ -29,15 +29,11 @@ pub struct Config {
 }
 
 fn default_http() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 8081).into(),
-    }
+    ListenConfig::all_interfaces(8081)
 }
 
 fn default_admin() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 9081).into(),
-    }
+    ListenConfig::all_interfaces(9081)
 }
 
 /// Any S3-compatible store: a local s3s-fs, MinIO, Yandex Object Storage, AWS.

@@ -60,10 +60,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     let broker = Broker::new(config.broker.clone(), "lots");
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
-        .with_check("rabbitmq", {
-            let broker = broker.clone();
-            move || broker.clone().ping()
-        })
+        .with_check("rabbitmq", broker.check())
         .with_check("s3", {
             let storage = storage.clone();
             move || storage.clone().ping()

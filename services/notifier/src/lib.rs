@@ -30,15 +30,11 @@ pub struct Config {
 }
 
 fn default_http() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 8084).into(),
-    }
+    ListenConfig::all_interfaces(8084)
 }
 
 fn default_admin() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 9084).into(),
-    }
+    ListenConfig::all_interfaces(9084)
 }
 
 /// Connects to everything `notifier` needs and assembles the service.
@@ -55,9 +51,6 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     let broker = Broker::new(config.broker.clone(), "notifier");
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
-        .with_check("rabbitmq", {
-            let broker = broker.clone();
-            move || broker.clone().ping()
-        });
+        .with_check("rabbitmq", broker.check());
     Ok(Service::new(Router::new(), metrics, readiness))
 }

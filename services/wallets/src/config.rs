@@ -34,15 +34,11 @@ pub struct Config {
 }
 
 fn default_http() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 8083).into(),
-    }
+    ListenConfig::all_interfaces(8083)
 }
 
 fn default_admin() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 9083).into(),
-    }
+    ListenConfig::all_interfaces(9083)
 }
 
 /// The Ethereum node balances and payments are read from.

@@ -79,10 +79,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
         .with_redis(cache)
-        .with_check("rabbitmq", {
-            let broker = broker.clone();
-            move || broker.clone().ping()
-        })
+        .with_check("rabbitmq", broker.check())
         .with_check("ethereum", move || chain.clone().ping());
 
     let relay = Relay::new(pool.clone(), broker.clone(), RelayMetrics::new(&metrics));

@@ -14,7 +14,7 @@ use gavel_common::cache::RedisConfig;
 use gavel_common::config::{ListenConfig, Secret, ShutdownConfig};
 use gavel_common::server::{Listeners, run};
 use gavel_events::{Increment, LotCreated, LotRules};
-use gavel_messaging::{Broker, Envelope};
+use gavel_messaging::Envelope;
 use gavel_test_support::{DevChain, TestDatabase, TestVhost, auth, wait_until_async};
 use gavel_types::{AccountId, EthAddress, LotId, Wei};
 use gavel_wallets::testing;
@@ -204,26 +204,7 @@ impl World {
     }
 
     pub async fn publish(&self, envelope: &Envelope, queue: &str) {
-        let broker = Broker::new(self.vhost.config(), "test-publisher");
-        self.vhost.wait_for_consumer(queue).await;
-        let channel = broker.channel().await.expect("channel");
-        channel
-            .confirm_select(Default::default())
-            .await
-            .expect("confirms");
-        let body = serde_json::to_vec(envelope).expect("serializable");
-        channel
-            .basic_publish(
-                "gavel.events".into(),
-                envelope.event_type.as_str().into(),
-                Default::default(),
-                &body,
-                Default::default(),
-            )
-            .await
-            .expect("published")
-            .await
-            .expect("confirmed");
+        self.vhost.publish(envelope, queue).await;
     }
 
     pub async fn get(&self, engine: &Engine, path: &str) -> Value {

@@ -330,25 +330,9 @@ pub async fn auction_event(app: &TestApp, lot: &str, seq: i64, kind: &str, extra
         "id": uuid::Uuid::now_v7(), "type": kind, "version": 1, "occurred_at": now,
         "aggregate_id": lot, "sequence": seq, "payload": payload,
     });
-    app.vhost.wait_for_consumer("lots.auction-events").await;
-    let broker = gavel_messaging::Broker::new(app.vhost.config(), "test-publisher");
-    let channel = broker.channel().await.expect("channel");
-    channel
-        .confirm_select(Default::default())
-        .await
-        .expect("confirms");
-    channel
-        .basic_publish(
-            "gavel.events".into(),
-            kind.into(),
-            Default::default(),
-            &serde_json::to_vec(&envelope).expect("json"),
-            Default::default(),
-        )
-        .await
-        .expect("published")
-        .await
-        .expect("confirmed");
+    let envelope: gavel_messaging::Envelope =
+        serde_json::from_value(envelope).expect("a valid envelope");
+    app.vhost.publish(&envelope, "lots.auction-events").await;
 }
 
 /// Waits until `sql` (a boolean query) holds in the lots database.

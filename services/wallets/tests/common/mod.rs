@@ -205,29 +205,9 @@ pub async fn funded_wallet(chain: &DevChain, wei: &str) -> PrivateKeySigner {
     signer
 }
 
-/// Publishes `envelope` as `bids` would, once the wallets consumer's queue is bound.
+/// Publishes `envelope` as `bids` would, once the wallets consumer listens.
 pub async fn publish(app: &TestApp, envelope: &gavel_messaging::Envelope) {
-    let broker = gavel_messaging::Broker::new(app.vhost.config(), "test-publisher");
-    app.vhost.wait_for_consumer("wallets.auction-events").await;
-    let channel = broker.channel().await.expect("channel");
-    channel
-        .confirm_select(Default::default())
-        .await
-        .expect("confirms");
-    let body = serde_json::to_vec(envelope).expect("serializable");
-    let confirmation = channel
-        .basic_publish(
-            "gavel.events".into(),
-            envelope.event_type.as_str().into(),
-            Default::default(),
-            &body,
-            Default::default(),
-        )
-        .await
-        .expect("published")
-        .await
-        .expect("confirmed");
-    assert!(confirmation.is_ack());
+    app.vhost.publish(envelope, "wallets.auction-events").await;
 }
 
 /// Waits until the wallets database answers `sql` (a boolean query) with true.
