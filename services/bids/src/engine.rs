@@ -363,10 +363,10 @@ impl Engine {
         key: &str,
         fingerprint: &str,
     ) -> Result<BidId, EngineError> {
-        let bid_id: uuid::Uuid = sqlx::query_scalar(
+        let (bid_id, stored): (uuid::Uuid, String) = sqlx::query_as(
             "INSERT INTO bid_requests (bidder, idempotency_key, bid_id, fingerprint) VALUES ($1, $2, $3, $4)
              ON CONFLICT (bidder, idempotency_key) DO UPDATE SET bidder = EXCLUDED.bidder
-             RETURNING bid_id",
+             RETURNING bid_id, fingerprint",
         )
         .bind(bidder.0)
         .bind(key)
@@ -374,6 +374,10 @@ impl Engine {
         .bind(fingerprint)
         .fetch_one(&self.pool)
         .await?;
+        // A concurrent twin with the same key but another body got there first.
+        if stored != fingerprint {
+            return Err(EngineError::KeyReused);
+        }
         Ok(BidId(bid_id))
     }
 }
