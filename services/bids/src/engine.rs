@@ -3,9 +3,9 @@
 //! 1. The `Idempotency-Key` is looked up: a decided request returns its stored answer; an
 //!    undecided one (a crash, a concurrent retry) goes on with the bid id it was given.
 //! 2. The bidder's rate limit is checked (Redis, shared by every replica).
-//! 3. A first look at the lot, without a lock, refuses what is plainly refused (closed, too low,
-//!    the seller's own lot) without touching the lock or the money.
-//! 4. Under the lot's row lock the rules decide for real; if the bid is accepted, `wallets` holds
+//! 3. Before all of this, bids for one lot queue in this replica (striped mutexes), so they do not
+//!    hold database connections while waiting; across replicas the row lock below decides.
+//! 4. Under the lot's row lock the rules decide; a refusal costs no money. If the bid is accepted, `wallets` holds
 //!    the bidder's exposure (their maximum), keyed by the bid id, while the lock is held; then the
 //!    bids, the new state, the events (log + outbox), the holds to release and the answer commit
 //!    in one transaction. Holding the lock across the hold keeps one bid per lot in flight, so
@@ -137,16 +137,6 @@ impl Engine {
             amount: request.amount,
             max: request.max_amount,
         };
-
-        // A first look, without a lock: refuse the obvious cheaply.
-        let stored = store::load(&self.pool, lot_id, false)
-            .await?
-            .ok_or(EngineError::UnknownLot)?;
-        if let Err(refusal) = rules::decide(&stored.lot, &offer, stored.now) {
-            return self
-                .refuse(bidder.account, key, &refusal, &stored.lot)
-                .await;
-        }
         self.commit(bidder, lot_id, key, &offer).await
     }
 
@@ -273,34 +263,6 @@ impl Engine {
         store_answer(&mut tx, bidder.account, key, status, &body).await?;
         tx.commit().await?;
         self.releases.notify_one();
-        Ok(Answer {
-            status,
-            body,
-            replayed: false,
-        })
-    }
-
-    async fn refuse(
-        &self,
-        bidder: AccountId,
-        key: &str,
-        refusal: &Refusal,
-        lot: &Lot,
-    ) -> Result<Answer, EngineError> {
-        let (status, body) = refusal_answer(refusal, lot);
-        self.decide_outside_lot(bidder, key, status, body).await
-    }
-
-    async fn decide_outside_lot(
-        &self,
-        bidder: AccountId,
-        key: &str,
-        status: u16,
-        body: Value,
-    ) -> Result<Answer, EngineError> {
-        let mut tx = self.pool.begin().await?;
-        store_answer(&mut tx, bidder, key, status, &body).await?;
-        tx.commit().await?;
         Ok(Answer {
             status,
             body,
