@@ -100,13 +100,23 @@ pub async fn assert_lifecycle(binary: &str, service: &str, env: &[(&str, String)
     env.push(("GAVEL_SHUTDOWN__DRAIN_DEADLINE", "5s".to_owned()));
     let process = ServiceProcess::spawn(binary, &env);
     let client = reqwest::Client::new();
-    let ready = client
-        .get(format!("{}/readyz", process.admin))
-        .send()
-        .await
-        .expect("admin answers");
-    let status = ready.status();
-    assert_eq!(status, 200, "{}", ready.text().await.unwrap_or_default());
+    // Some readiness checks turn true a moment after listening (a consumer binding its queue).
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("{}/readyz", process.admin))
+            .send()
+            .await
+            .expect("admin answers");
+        if ready.status() == 200 {
+            break;
+        }
+        last = ready.text().await.unwrap_or_default();
+        assert!(Instant::now() < deadline, "never ready: {last}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = last;
     let health = client
         .get(format!("{}/healthz", process.admin))
         .send()

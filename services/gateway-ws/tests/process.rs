@@ -15,6 +15,10 @@ async fn the_binary_starts_reports_ready_and_stops_on_sigterm() {
             "GAVEL_AUTH__JWT_PUBLIC_KEY",
             gavel_test_support::auth::PUBLIC_KEY_PEM.to_owned(),
         ),
+        // Nothing listens there: the gateway calls its upstreams only for clients.
+        ("GAVEL_UPSTREAM__BIDS", "http://127.0.0.1:9".to_owned()),
+        ("GAVEL_UPSTREAM__LOTS", "http://127.0.0.1:9".to_owned()),
+        ("GAVEL_UPSTREAM__WALLETS", "http://127.0.0.1:9".to_owned()),
     ];
     assert_lifecycle(env!("CARGO_BIN_EXE_gavel-gateway-ws"), "gateway-ws", &env).await;
 }

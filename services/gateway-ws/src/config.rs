@@ -1,0 +1,116 @@
+//! The configuration of `gateway-ws`. See `docs/configuration.md` for every key.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gavel_common::auth::AuthConfig;
+use gavel_common::cache::RedisConfig;
+use gavel_common::config::{ListenConfig, ShutdownConfig};
+use gavel_common::telemetry::LogConfig;
+use gavel_messaging::BrokerConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_http")]
+    pub http: ListenConfig,
+    #[serde(default = "default_admin")]
+    pub admin: ListenConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    pub broker: BrokerConfig,
+    pub redis: RedisConfig,
+    pub auth: AuthConfig,
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+}
+
+fn default_http() -> ListenConfig {
+    ListenConfig::all_interfaces(8080)
+}
+
+fn default_admin() -> ListenConfig {
+    ListenConfig::all_interfaces(9080)
+}
+
+/// Where the services are that the gateway forwards to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub bids: url::Url,
+    pub lots: url::Url,
+    pub wallets: url::Url,
+    /// Per request; an upload of photos gets four times as long.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// The WebSocket sessions' limits (`docs/gateway.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Messages queued for one connection before it is behind (and catches up from the log).
+    pub queue: usize,
+    /// Largest frame or message a client may send.
+    pub max_frame_bytes: usize,
+    pub max_subscriptions: usize,
+    /// Bids of one connection awaiting their answer.
+    pub max_bids_in_flight: usize,
+    /// Sustained messages per second from one client; a burst of twice this is allowed.
+    pub messages_per_second: u32,
+    /// A connection whose socket takes nothing for this long is closed (4008).
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// How often the watcher counts are written to and read from Redis.
+    #[serde(with = "humantime_serde")]
+    pub presence_interval: Duration,
+    /// The id of this replica in its queue name and presence entries; random when empty.
+    pub replica_id: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            queue: 64,
+            max_frame_bytes: 4096,
+            max_subscriptions: 32,
+            max_bids_in_flight: 4,
+            messages_per_second: 20,
+            write_timeout: Duration::from_secs(10),
+            presence_interval: Duration::from_secs(2),
+            replica_id: String::new(),
+        }
+    }
+}
+
+/// The browser client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// The built client (`npm run build` in `web/`); a missing directory serves a short notice.
+    pub dir: PathBuf,
+    /// The chain the client signs in on.
+    pub chain_id: u64,
+    /// A JSON-RPC endpoint the client may show (a local dev chain); none in production.
+    pub rpc_url: Option<url::Url>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("web/dist"),
+            chain_id: 31337,
+            rpc_url: None,
+        }
+    }
+}

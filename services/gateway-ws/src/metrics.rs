@@ -1,0 +1,62 @@
+//! The gateway's own metrics, beside the HTTP ones every service has.
+
+use gavel_common::metrics::Metrics;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
+
+#[derive(Debug, Clone)]
+pub struct GatewayMetrics {
+    pub connections: IntGauge,
+    /// Live events written to clients.
+    pub delivered: IntCounter,
+    /// Events written to clients from the `bids` log (replay and catch-up).
+    pub replayed: IntCounter,
+    /// Events not queued for a connection because its queue was full.
+    pub behind: IntCounter,
+    pub catch_ups: IntCounter,
+    /// Events received from the broker.
+    pub received: IntCounter,
+    pub closes: IntCounterVec,
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    IntCounter::new(name, help).expect("static metric definition is valid")
+}
+
+impl GatewayMetrics {
+    pub fn new(metrics: &Metrics) -> Self {
+        let this = Self {
+            connections: IntGauge::new("ws_connections", "Open WebSocket connections.")
+                .expect("static metric definition is valid"),
+            delivered: counter(
+                "ws_events_delivered_total",
+                "Live events written to clients.",
+            ),
+            replayed: counter(
+                "ws_events_replayed_total",
+                "Events written to clients from the bids log.",
+            ),
+            behind: counter(
+                "ws_events_behind_total",
+                "Events a full connection queue could not take (caught up from the log).",
+            ),
+            catch_ups: counter("ws_catch_ups_total", "Gap fills from the bids log."),
+            received: counter(
+                "ws_broker_events_total",
+                "Auction events received from the broker.",
+            ),
+            closes: IntCounterVec::new(
+                Opts::new("ws_closes_total", "Connections ended, by reason."),
+                &["reason"],
+            )
+            .expect("static metric definition is valid"),
+        };
+        metrics.register(this.connections.clone());
+        metrics.register(this.delivered.clone());
+        metrics.register(this.replayed.clone());
+        metrics.register(this.behind.clone());
+        metrics.register(this.catch_ups.clone());
+        metrics.register(this.received.clone());
+        metrics.register(this.closes.clone());
+        this
+    }
+}

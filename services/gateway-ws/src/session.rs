@@ -1,0 +1,586 @@
+//! One WebSocket connection: its requests, its subscriptions and their sequence numbers, its
+//! queue, and how it ends (`docs/gateway.md` lists the close codes).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use gavel_common::auth::{Claims, JwtVerifier};
+use gavel_messaging::Envelope;
+use gavel_types::LotId;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::GatewayConfig;
+use crate::hub::{Behind, Hub, Push, Subscriber};
+use crate::metrics::GatewayMetrics;
+use crate::protocol::{self, Refusal, Request};
+use crate::upstream::{BidOutcome, REPLAY_LIMIT, Snapshot, UpstreamError, Upstreams};
+
+/// How often the server pings an otherwise quiet connection, and how long it waits for any
+/// frame before it gives the connection up.
+const PING_EVERY: Duration = Duration::from_secs(20);
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+
+pub const GOING_AWAY: u16 = 1001;
+pub const UNSUPPORTED_DATA: u16 = 1003;
+pub const POLICY_VIOLATION: u16 = 1008;
+pub const MESSAGE_TOO_BIG: u16 = 1009;
+pub const TOO_SLOW: u16 = 4008;
+
+/// What every session shares.
+#[derive(Debug)]
+pub struct Context {
+    pub hub: Arc<Hub>,
+    pub upstreams: Upstreams,
+    pub verifier: JwtVerifier,
+    pub limits: GatewayConfig,
+    pub shutdown: CancellationToken,
+    pub metrics: GatewayMetrics,
+}
+
+/// Why a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client closed or the connection broke: nothing to send.
+    Gone,
+    Close(u16, &'static str),
+}
+
+impl End {
+    fn label(self) -> &'static str {
+        match self {
+            End::Gone => "client",
+            End::Close(GOING_AWAY, _) => "going_away",
+            End::Close(UNSUPPORTED_DATA, _) => "binary",
+            End::Close(POLICY_VIOLATION, _) => "flood",
+            End::Close(MESSAGE_TOO_BIG, _) => "too_big",
+            End::Close(TOO_SLOW, _) => "too_slow",
+            End::Close(..) => "other",
+        }
+    }
+}
+
+/// The signed-in holder of the connection.
+struct Identity {
+    token: String,
+    claims: Claims,
+}
+
+/// Messages per second, with a burst of twice the rate.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self {
+            tokens: rate * 2.0,
+            rate,
+            updated: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.updated).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * 2.0);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Session {
+    context: Arc<Context>,
+    socket: WebSocket,
+    connection: u64,
+    queue: mpsc::Sender<Push>,
+    behind: Arc<Behind>,
+    /// Lot → the last sequence sent to the client.
+    subscriptions: HashMap<LotId, i64>,
+    identity: Option<Identity>,
+    bids_in_flight: usize,
+    bucket: Bucket,
+    last_heard: Instant,
+}
+
+/// Serves one upgraded connection until it ends.
+pub async fn serve(socket: WebSocket, context: Arc<Context>) {
+    let connection = context.hub.connection_id();
+    let (queue, mut inbox) = mpsc::channel(context.limits.queue.max(1));
+    let bucket = Bucket::new(context.limits.messages_per_second);
+    let mut session = Session {
+        context: context.clone(),
+        socket,
+        connection,
+        queue,
+        behind: Arc::default(),
+        subscriptions: HashMap::new(),
+        identity: None,
+        bids_in_flight: 0,
+        bucket,
+        last_heard: Instant::now(),
+    };
+    context.metrics.connections.inc();
+    let end = session.run(&mut inbox).await;
+    debug!(connection, ?end, "connection ends");
+    context
+        .metrics
+        .closes
+        .with_label_values(&[end.label()])
+        .inc();
+    if let End::Close(code, reason) = end {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        // The closing handshake: send ours, then read until the client's close (bounded), so
+        // that unread input does not turn the close into a reset the client never sees. A client
+        // that reads nothing gets no close frame either; the socket is dropped anyway.
+        let socket = &mut session.socket;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            if socket.send(Message::Close(Some(frame))).await.is_ok() {
+                while let Some(Ok(message)) = socket.recv().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+    }
+    for lot_id in session.subscriptions.keys() {
+        context.hub.unsubscribe(*lot_id, connection);
+    }
+    context.metrics.connections.dec();
+}
+
+impl Session {
+    async fn run(&mut self, inbox: &mut mpsc::Receiver<Push>) -> End {
+        let limits = &self.context.limits;
+        let welcome = protocol::welcome(
+            self.connection,
+            json!({
+                "max_subscriptions": limits.max_subscriptions,
+                "max_frame_bytes": limits.max_frame_bytes,
+                "messages_per_second": limits.messages_per_second,
+            }),
+        );
+        if let Err(end) = self.send(welcome.into()).await {
+            return end;
+        }
+        let shutdown = self.context.shutdown.clone();
+        let behind = self.behind.clone();
+        let mut next_ping = Instant::now() + PING_EVERY;
+        loop {
+            let step = tokio::select! {
+                () = shutdown.cancelled() => Err(End::Close(GOING_AWAY, "the server is restarting; reconnect")),
+                frame = self.socket.recv() => match frame {
+                    None | Some(Ok(Message::Close(_))) => Err(End::Gone),
+                    Some(Ok(Message::Text(text))) => {
+                        self.last_heard = Instant::now();
+                        if self.bucket.take() {
+                            Box::pin(self.request(text.as_str())).await
+                        } else {
+                            Err(End::Close(POLICY_VIOLATION, "too many messages"))
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => Err(End::Close(UNSUPPORTED_DATA, "text frames only")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        self.last_heard = Instant::now();
+                        Ok(())
+                    }
+                    Some(Err(error)) => Err(read_failure(&error)),
+                },
+                Some(push) = inbox.recv() => Box::pin(self.push(push)).await,
+                () = behind.notify.notified() => Box::pin(self.catch_up_behind()).await,
+                () = tokio::time::sleep_until(next_ping) => {
+                    next_ping = Instant::now() + PING_EVERY;
+                    if self.last_heard.elapsed() > SILENCE_LIMIT {
+                        Err(End::Close(GOING_AWAY, "no frame for a minute"))
+                    } else {
+                        self.send_message(Message::Ping(Default::default())).await
+                    }
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        self.send_message(Message::Text(text)).await
+    }
+
+    async fn send_message(&mut self, message: Message) -> Result<(), End> {
+        match tokio::time::timeout(self.context.limits.write_timeout, self.socket.send(message))
+            .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Close(
+                TOO_SLOW,
+                "the client does not read its messages",
+            )),
+        }
+    }
+
+    async fn refuse(&mut self, refusal: Refusal) -> Result<(), End> {
+        self.send(refusal.to_message().into()).await
+    }
+
+    async fn request(&mut self, text: &str) -> Result<(), End> {
+        let request = match protocol::parse(text) {
+            Ok(request) => request,
+            Err(refusal) => return self.refuse(refusal).await,
+        };
+        match request {
+            Request::Ping { id } => self.send(protocol::pong(id).into()).await,
+            Request::Auth { token } => self.authenticate(token).await,
+            Request::Subscribe { lot_id, since } => self.subscribe(lot_id, since).await,
+            Request::Unsubscribe { lot_id } => {
+                if self.subscriptions.remove(&lot_id).is_some() {
+                    self.context.hub.unsubscribe(lot_id, self.connection);
+                }
+                self.send(
+                    json!({"type": "unsubscribed", "lot_id": lot_id})
+                        .to_string()
+                        .into(),
+                )
+                .await
+            }
+            Request::Bid(bid) => self.bid(bid).await,
+        }
+    }
+
+    async fn authenticate(&mut self, token: String) -> Result<(), End> {
+        match self.context.verifier.verify(&token) {
+            Ok(claims) => {
+                let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0);
+                let message = json!({
+                    "type": "authenticated",
+                    "account_id": claims.sub,
+                    "wallet": claims.wallet,
+                    "expires_at": expires_at,
+                });
+                self.identity = Some(Identity { token, claims });
+                self.send(message.to_string().into()).await
+            }
+            Err(_) => {
+                self.identity = None;
+                self.refuse(Refusal::new(
+                    "unauthorized",
+                    "the token is not valid (expired, or not from this Gavel); sign in again",
+                ))
+                .await
+            }
+        }
+    }
+
+    async fn bid(&mut self, bid: protocol::Bid) -> Result<(), End> {
+        let id = Some(bid.id.clone());
+        let Some(identity) = &self.identity else {
+            return self
+                .refuse(
+                    Refusal::new("unauthorized", "sign in (send `auth`) before bidding")
+                        .with_id(id),
+                )
+                .await;
+        };
+        if identity.claims.exp <= chrono::Utc::now().timestamp() {
+            return self
+                .refuse(
+                    Refusal::new("unauthorized", "the token has expired; sign in again")
+                        .with_id(id),
+                )
+                .await;
+        }
+        if self.bids_in_flight >= self.context.limits.max_bids_in_flight {
+            return self
+                .refuse(
+                    Refusal::new(
+                        "too_many_bids",
+                        "wait for the answers to your earlier bids first",
+                    )
+                    .with_id(id),
+                )
+                .await;
+        }
+        self.bids_in_flight += 1;
+        let token = identity.token.clone();
+        let upstreams = self.context.upstreams.clone();
+        let queue = self.queue.clone();
+        // The answer comes back through the queue so the connection keeps reading meanwhile.
+        tokio::spawn(async move {
+            let answer = match upstreams.place(&token, &bid).await {
+                Ok(BidOutcome::Placed {
+                    status,
+                    result,
+                    replayed,
+                }) => json!({
+                    "type": "bid_result", "id": bid.id, "status": status,
+                    "replayed": replayed, "result": result,
+                }),
+                Ok(BidOutcome::Refused { status, problem }) => {
+                    refused_bid(&bid.id, status, problem)
+                }
+                Err(error) => {
+                    warn!(error = %gavel_common::error_chain(&error), "placing a bid failed");
+                    json!({
+                        "type": "error", "id": bid.id, "code": "upstream_unavailable",
+                        "message": "the auction engine cannot be reached; send the same bid again",
+                    })
+                }
+            };
+            let _ = queue.send(Push::BidAnswer(answer.to_string())).await;
+        });
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, lot_id: LotId, since: Option<i64>) -> Result<(), End> {
+        let already = self.subscriptions.contains_key(&lot_id);
+        if !already && self.subscriptions.len() >= self.context.limits.max_subscriptions {
+            return self
+                .refuse(Refusal::new(
+                    "too_many_subscriptions",
+                    format!(
+                        "at most {} lots per connection; unsubscribe from one first",
+                        self.context.limits.max_subscriptions
+                    ),
+                ))
+                .await;
+        }
+        // Subscribe first: events published meanwhile wait in the queue and are sent after the
+        // snapshot or replay, or skipped when it already covered them.
+        self.context.hub.subscribe(
+            lot_id,
+            Subscriber {
+                connection: self.connection,
+                queue: self.queue.clone(),
+                behind: self.behind.clone(),
+            },
+        );
+        let outcome = match since {
+            None => self.send_snapshot(lot_id).await,
+            Some(since) => self.replay(lot_id, since).await,
+        };
+        let last = match outcome {
+            Ok(Some(last)) => last,
+            Ok(None) | Err(Fetch::Upstream(_)) => {
+                if !already {
+                    self.context.hub.unsubscribe(lot_id, self.connection);
+                }
+                let refusal = match outcome {
+                    Ok(None) => {
+                        Refusal::new("lot_not_found", format!("no auction for lot {lot_id}"))
+                    }
+                    _ => Refusal::new(
+                        "upstream_unavailable",
+                        "the auction engine cannot be reached; subscribe again shortly",
+                    ),
+                };
+                return self.refuse(refusal).await;
+            }
+            Err(Fetch::Ended(end)) => return Err(end),
+        };
+        self.subscriptions.insert(lot_id, last);
+        let watchers = self.context.hub.watchers(lot_id);
+        self.send(protocol::subscribed(lot_id, last, watchers).into())
+            .await
+    }
+
+    /// Sends the snapshot; the sequence it stands at, or `None` for an unknown lot.
+    async fn send_snapshot(&mut self, lot_id: LotId) -> Result<Option<i64>, Fetch> {
+        let Some(Snapshot { sequence, lot }) = self.context.upstreams.snapshot(lot_id).await?
+        else {
+            return Ok(None);
+        };
+        self.send(protocol::snapshot(lot_id, sequence, &lot).into())
+            .await?;
+        Ok(Some(sequence))
+    }
+
+    /// Sends the events after `since`; the last sequence sent (a snapshot when too far behind).
+    async fn replay(&mut self, lot_id: LotId, since: i64) -> Result<Option<i64>, Fetch> {
+        let events = self.context.upstreams.events_since(lot_id, since).await?;
+        if events.len() >= REPLAY_LIMIT {
+            return self.send_snapshot(lot_id).await;
+        }
+        if events.is_empty() {
+            // Nothing missed, or a lot bids does not know, or a client ahead of the log.
+            let Some(Snapshot { sequence, lot }) = self.context.upstreams.snapshot(lot_id).await?
+            else {
+                return Ok(None);
+            };
+            if sequence < since {
+                self.send(protocol::snapshot(lot_id, sequence, &lot).into())
+                    .await?;
+                return Ok(Some(sequence));
+            }
+            return Ok(Some(since));
+        }
+        Ok(Some(self.send_events(since, &events).await?))
+    }
+
+    /// Sends the contiguous run of `events` after `last`; returns the new last sequence.
+    async fn send_events(&mut self, mut last: i64, events: &[Envelope]) -> Result<i64, End> {
+        for envelope in events {
+            let Some(sequence) = envelope.sequence else {
+                continue;
+            };
+            if sequence != last + 1 {
+                continue;
+            }
+            self.send(protocol::event(envelope, sequence).into())
+                .await?;
+            self.context.metrics.replayed.inc();
+            last = sequence;
+        }
+        Ok(last)
+    }
+
+    async fn push(&mut self, push: Push) -> Result<(), End> {
+        match push {
+            Push::Droppable(text) => self.send(text).await,
+            Push::BidAnswer(text) => {
+                self.bids_in_flight = self.bids_in_flight.saturating_sub(1);
+                self.send(text.into()).await
+            }
+            Push::Event(event) => {
+                let Some(&last) = self.subscriptions.get(&event.lot_id) else {
+                    return Ok(());
+                };
+                if event.sequence <= last {
+                    return Ok(());
+                }
+                let last = if event.sequence == last + 1 {
+                    last
+                } else {
+                    // A gap: what is missing comes from the log, usually this event too.
+                    self.catch_up(event.lot_id).await?
+                };
+                if event.sequence == last + 1 {
+                    self.send(event.text.clone()).await?;
+                    self.context.metrics.delivered.inc();
+                    self.subscriptions.insert(event.lot_id, event.sequence);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn catch_up_behind(&mut self) -> Result<(), End> {
+        for lot_id in self.behind.take() {
+            if self.subscriptions.contains_key(&lot_id) {
+                self.catch_up(lot_id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills the gap after the last sequence sent for `lot_id` from the `bids` log; returns the
+    /// new last sequence. Should the log be unreachable, the lot is checked again in a second.
+    async fn catch_up(&mut self, lot_id: LotId) -> Result<i64, End> {
+        let Some(&last) = self.subscriptions.get(&lot_id) else {
+            return Ok(0);
+        };
+        self.context.metrics.catch_ups.inc();
+        let fetched = match self.context.upstreams.events_since(lot_id, last).await {
+            Ok(events) if events.len() >= REPLAY_LIMIT => self
+                .send_snapshot(lot_id)
+                .await
+                .map(|sent| sent.unwrap_or(last)),
+            Ok(events) => self.send_events(last, &events).await.map_err(Fetch::Ended),
+            Err(error) => Err(Fetch::Upstream(error)),
+        };
+        let new_last = match fetched {
+            Ok(new_last) => new_last,
+            Err(Fetch::Ended(end)) => return Err(end),
+            Err(Fetch::Upstream(error)) => {
+                warn!(%lot_id, error = %gavel_common::error_chain(&error), "cannot catch up; retrying");
+                let behind = self.behind.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    behind.mark(lot_id);
+                });
+                last
+            }
+        };
+        self.subscriptions.insert(lot_id, new_last);
+        Ok(new_last)
+    }
+}
+
+/// Fetching for a client failed: the service is unreachable, or the client went away meanwhile.
+enum Fetch {
+    Upstream(UpstreamError),
+    Ended(End),
+}
+
+impl From<UpstreamError> for Fetch {
+    fn from(error: UpstreamError) -> Self {
+        Fetch::Upstream(error)
+    }
+}
+
+impl From<End> for Fetch {
+    fn from(end: End) -> Self {
+        Fetch::Ended(end)
+    }
+}
+
+fn read_failure(error: &axum::Error) -> End {
+    use std::error::Error as _;
+    let capacity = error
+        .source()
+        .and_then(|source| source.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
+        .is_some_and(|error| matches!(error, tokio_tungstenite::tungstenite::Error::Capacity(_)));
+    if capacity {
+        End::Close(MESSAGE_TOO_BIG, "a message is at most max_frame_bytes")
+    } else {
+        End::Gone
+    }
+}
+
+/// A refused bid as an `error` message: bids' problem fields, the request id, and a message.
+fn refused_bid(id: &str, status: u16, problem: Value) -> Value {
+    let mut message = json!({"type": "error", "id": id, "status": status});
+    let code = problem["code"]
+        .as_str()
+        .unwrap_or(if status == 401 {
+            "unauthorized"
+        } else {
+            "refused"
+        })
+        .to_owned();
+    let text = problem["detail"]
+        .as_str()
+        .or_else(|| problem["title"].as_str())
+        .unwrap_or("the bid was refused")
+        .to_owned();
+    if let Value::Object(fields) = problem {
+        for (key, value) in fields {
+            if !matches!(key.as_str(), "type" | "title" | "instance") {
+                message[key] = value;
+            }
+        }
+    }
+    message["type"] = json!("error");
+    message["id"] = json!(id);
+    message["code"] = json!(code);
+    message["message"] = json!(text);
+    message
+}

@@ -1,0 +1,272 @@
+//! The services behind the gateway: the `bids` calls the sessions make, and the forwarding of the
+//! browser's REST calls.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gavel_common::problem::Problem;
+use gavel_messaging::Envelope;
+use gavel_types::LotId;
+use serde_json::{Value, json};
+
+use crate::config::UpstreamConfig;
+use crate::protocol;
+
+/// At most this many events are replayed; a client further behind gets a snapshot.
+pub const REPLAY_LIMIT: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach {service}: {source}")]
+    Unreachable {
+        service: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{service} answered {status}")]
+    Status {
+        service: &'static str,
+        status: StatusCode,
+    },
+}
+
+/// The lot as `bids` has it, with the sequence of its last event.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub sequence: i64,
+    pub lot: Value,
+}
+
+/// What a bid came to.
+#[derive(Debug)]
+pub enum BidOutcome {
+    /// 201: `result` is the bids answer; `replayed` when it answers an earlier request.
+    Placed {
+        status: u16,
+        result: Value,
+        replayed: bool,
+    },
+    /// A refusal with its problem body (too low, insufficient funds, unauthorized, …).
+    Refused { status: u16, problem: Value },
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    http: reqwest::Client,
+    config: UpstreamConfig,
+}
+
+impl Upstreams {
+    pub fn new(config: UpstreamConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Self { http, config })
+    }
+
+    fn bids_url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.bids.as_str().trim_end_matches('/'))
+    }
+
+    fn unreachable(source: reqwest::Error) -> UpstreamError {
+        UpstreamError::Unreachable {
+            service: "bids",
+            source,
+        }
+    }
+
+    /// `None` when bids does not know the lot.
+    pub async fn snapshot(&self, lot_id: LotId) -> Result<Option<Snapshot>, UpstreamError> {
+        let response = self
+            .http
+            .get(self.bids_url(&format!("/lots/{lot_id}")))
+            .timeout(self.config.timeout)
+            .send()
+            .await
+            .map_err(Self::unreachable)?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            status => {
+                return Err(UpstreamError::Status {
+                    service: "bids",
+                    status,
+                });
+            }
+        }
+        let lot: Value = response.json().await.map_err(Self::unreachable)?;
+        let sequence = lot["sequence"].as_i64().unwrap_or(0);
+        Ok(Some(Snapshot { sequence, lot }))
+    }
+
+    /// The events of `lot_id` after `since`, in order: at most [`REPLAY_LIMIT`].
+    pub async fn events_since(
+        &self,
+        lot_id: LotId,
+        since: i64,
+    ) -> Result<Vec<Envelope>, UpstreamError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            events: Vec<Envelope>,
+        }
+        let response = self
+            .http
+            .get(self.bids_url(&format!(
+                "/lots/{lot_id}/events?since={since}&limit={REPLAY_LIMIT}"
+            )))
+            .timeout(self.config.timeout)
+            .send()
+            .await
+            .map_err(Self::unreachable)?;
+        if !response.status().is_success() {
+            return Err(UpstreamError::Status {
+                service: "bids",
+                status: response.status(),
+            });
+        }
+        let page: Page = response.json().await.map_err(Self::unreachable)?;
+        Ok(page.events)
+    }
+
+    /// Places a bid as the token's holder, with the client's id as the idempotency key.
+    pub async fn place(
+        &self,
+        token: &str,
+        bid: &protocol::Bid,
+    ) -> Result<BidOutcome, UpstreamError> {
+        let mut body = json!({"amount": bid.amount});
+        if let Some(max) = bid.max_amount {
+            body["max_amount"] = json!(max);
+        }
+        let response = self
+            .http
+            .post(self.bids_url(&format!("/lots/{}/bids", bid.lot_id)))
+            .bearer_auth(token)
+            .header("idempotency-key", &bid.id)
+            .json(&body)
+            .timeout(self.config.timeout)
+            .send()
+            .await
+            .map_err(Self::unreachable)?;
+        let status = response.status();
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        if status.is_server_error() {
+            return Err(UpstreamError::Status {
+                service: "bids",
+                status,
+            });
+        }
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        Ok(if status.is_success() {
+            BidOutcome::Placed {
+                status: status.as_u16(),
+                result: value,
+                replayed,
+            }
+        } else {
+            BidOutcome::Refused {
+                status: status.as_u16(),
+                problem: value,
+            }
+        })
+    }
+
+    /// Forwards a browser's REST call: `/api/lots…` to lots, `/api/auth/…` and `/api/wallets…`
+    /// to wallets, `/api/auction/lots/…` to bids.
+    pub async fn forward(&self, request: Request) -> Response {
+        let path = request.uri().path();
+        let Some(rest) = path.strip_prefix("/api") else {
+            return Problem::not_found("route").into_response();
+        };
+        let (service, base, rest) = if rest.starts_with("/lots") {
+            ("lots", &self.config.lots, rest.to_owned())
+        } else if rest.starts_with("/auth/") || rest.starts_with("/wallets") {
+            ("wallets", &self.config.wallets, rest.to_owned())
+        } else if let Some(auction) = rest.strip_prefix("/auction") {
+            if !auction.starts_with("/lots/") {
+                return Problem::not_found("route").into_response();
+            }
+            ("bids", &self.config.bids, auction.to_owned())
+        } else {
+            return Problem::not_found("route").into_response();
+        };
+        let mut url = format!("{}{rest}", base.as_str().trim_end_matches('/'));
+        if let Some(query) = request.uri().query() {
+            url.push('?');
+            url.push_str(query);
+        }
+        let uploading = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("multipart/"));
+        let timeout = if uploading {
+            self.config.timeout * 4
+        } else {
+            self.config.timeout
+        };
+        let (parts, body) = request.into_parts();
+        let mut upstream = self
+            .http
+            .request(parts.method, url)
+            .timeout(timeout)
+            .headers(forwarded(&parts.headers, &REQUEST_HEADERS))
+            .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+        if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
+            upstream = upstream.header(header::CONTENT_LENGTH, length);
+        }
+        match upstream.send().await {
+            Ok(answer) => {
+                let status = answer.status();
+                let headers = forwarded(answer.headers(), &RESPONSE_HEADERS);
+                let mut response = Response::new(Body::from_stream(answer.bytes_stream()));
+                *response.status_mut() = status;
+                response.headers_mut().extend(headers);
+                response
+            }
+            Err(error) => {
+                tracing::warn!(service, error = %gavel_common::error_chain(&error), "forwarding failed");
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unavailable",
+                    format!("{service} cannot be reached; try again shortly"),
+                )
+                .into_response()
+            }
+        }
+    }
+}
+
+const REQUEST_HEADERS: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    HeaderName::from_static("idempotency-key"),
+    HeaderName::from_static("x-request-id"),
+];
+
+const RESPONSE_HEADERS: [HeaderName; 4] = [
+    header::CONTENT_TYPE,
+    header::CACHE_CONTROL,
+    header::LOCATION,
+    HeaderName::from_static("idempotent-replayed"),
+];
+
+fn forwarded(headers: &HeaderMap, names: &[HeaderName]) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for name in names {
+        for value in headers.get_all(name) {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    kept
+}
+
+/// The axum handler around [`Upstreams::forward`].
+pub async fn forward(State(upstreams): State<Upstreams>, request: Request) -> Response {
+    upstreams.forward(request).await
+}

@@ -1,0 +1,244 @@
+//! Protocol v1 against the real services: watching, bidding, replay, every kind of bad input.
+
+mod common;
+
+use common::{Client, Incoming, world};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_sees_bids_and_a_bidder_gets_answers() {
+    let world = world().await;
+    let gateway = world.gateway(&[]).await;
+    let lot = world.open_lot().await;
+    let bidder = world.bidder().await;
+
+    let mut watcher = Client::connect(&gateway.ws).await;
+    let mut snapshot_seq = {
+        watcher
+            .send(json!({"type": "subscribe", "lot_id": lot}))
+            .await;
+        let snapshot = watcher.expect("snapshot").await;
+        assert_eq!(snapshot["lot"]["status"], "open");
+        assert_eq!(snapshot["lot"]["minimum_next"], "100");
+        assert!(snapshot["lot"]["server_time"].is_string());
+        let subscribed = watcher.expect("subscribed").await;
+        assert!(subscribed["watchers"].as_u64().is_some());
+        subscribed["sequence"].as_i64().expect("sequence")
+    };
+
+    let mut client = Client::connect(&gateway.ws).await;
+    // Anonymous bids are refused, with the bid's id.
+    client
+        .send(json!({"type": "bid", "id": "b-0", "lot_id": lot, "amount": "100"}))
+        .await;
+    let refused = client.expect("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["id"].as_str()),
+        (Some("unauthorized"), Some("b-0"))
+    );
+
+    client
+        .send(json!({"type": "auth", "token": "not-a-token"}))
+        .await;
+    assert_eq!(client.expect("error").await["code"], "unauthorized");
+    client
+        .send(json!({"type": "auth", "token": bidder.token}))
+        .await;
+    let authenticated = client.expect("authenticated").await;
+    assert_eq!(authenticated["account_id"], json!(bidder.account));
+
+    // Too low: bids' refusal comes back with the minimum.
+    client
+        .send(json!({"type": "bid", "id": "b-1", "lot_id": lot, "amount": "50"}))
+        .await;
+    let too_low = client.expect("error").await;
+    assert_eq!(too_low["code"], "too_low", "{too_low}");
+    assert_eq!(too_low["id"], "b-1");
+    assert_eq!(too_low["minimum"], "100");
+    assert_eq!(too_low["field"], "amount");
+
+    client
+        .send(json!({"type": "bid", "id": "b-2", "lot_id": lot, "amount": "100"}))
+        .await;
+    let placed = client.until("bid_result", |_| true).await;
+    assert_eq!(placed["id"], "b-2");
+    assert_eq!(placed["status"], 201);
+    assert_eq!(placed["replayed"], false);
+    assert_eq!(placed["result"]["result"], "accepted");
+    assert_eq!(placed["result"]["leading"], true);
+    let sequence = placed["result"]["sequence"].as_i64().expect("sequence");
+
+    let event = watcher.expect("event").await;
+    assert_eq!(event["event"], "auction.bid_accepted");
+    assert_eq!(event["sequence"].as_i64(), Some(snapshot_seq + 1));
+    assert_eq!(event["sequence"].as_i64(), Some(sequence));
+    assert_eq!(event["data"]["price"], "100");
+    snapshot_seq += 1;
+
+    // The same id again is the same bid: answered again, no second event.
+    client
+        .send(json!({"type": "bid", "id": "b-2", "lot_id": lot, "amount": "100"}))
+        .await;
+    let replayed = client.until("bid_result", |_| true).await;
+    assert_eq!(replayed["replayed"], true);
+    assert_eq!(replayed["result"]["bid_id"], placed["result"]["bid_id"]);
+
+    // A second bid proves nothing arrived in between on the watcher's side.
+    client
+        .send(json!({"type": "bid", "id": "b-3", "lot_id": lot, "amount": "110"}))
+        .await;
+    client.until("bid_result", |_| true).await;
+    let next = watcher.expect("event").await;
+    assert_eq!(next["sequence"].as_i64(), Some(snapshot_seq + 1));
+    assert_eq!(next["data"]["price"], "110");
+
+    // Ping carries the server's clock.
+    watcher.send(json!({"type": "ping", "id": "p1"})).await;
+    let pong = watcher.expect("pong").await;
+    assert_eq!(pong["id"], "p1");
+    assert!(pong["server_time"].is_string());
+
+    watcher
+        .send(json!({"type": "unsubscribe", "lot_id": lot}))
+        .await;
+    assert_eq!(watcher.expect("unsubscribed").await["lot_id"], json!(lot));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_client_gets_what_it_missed_once() {
+    let world = world().await;
+    let gateway = world.gateway(&[]).await;
+    let lot = world.open_lot().await;
+    let bidder = world.bidder().await;
+
+    let mut client = Client::connect(&gateway.ws).await;
+    let start = client.subscribe(lot).await;
+    drop(client);
+
+    for (index, amount) in [100u128, 110, 120].into_iter().enumerate() {
+        let (status, answer) = world.bid(&bidder, lot, &format!("k{index}"), amount).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+
+    let mut client = Client::connect(&gateway.ws).await;
+    client
+        .send(json!({"type": "subscribe", "lot_id": lot, "since": start + 1}))
+        .await;
+    for expected in [start + 2, start + 3] {
+        let event = client.expect("event").await;
+        assert_eq!(event["sequence"].as_i64(), Some(expected));
+    }
+    let subscribed = client.expect("subscribed").await;
+    assert_eq!(subscribed["sequence"].as_i64(), Some(start + 3));
+
+    // Up to date: nothing replayed, and live events continue after it.
+    let mut current = Client::connect(&gateway.ws).await;
+    current
+        .send(json!({"type": "subscribe", "lot_id": lot, "since": start + 3}))
+        .await;
+    assert_eq!(
+        current.expect("subscribed").await["sequence"].as_i64(),
+        Some(start + 3)
+    );
+    let (status, _) = world.bid(&bidder, lot, "k-live", 130).await;
+    assert_eq!(status, 201);
+    for client in [&mut client, &mut current] {
+        let event = client.expect("event").await;
+        assert_eq!(event["sequence"].as_i64(), Some(start + 4));
+    }
+
+    // A client claiming a sequence the lot never reached is reset with a snapshot.
+    let mut confused = Client::connect(&gateway.ws).await;
+    confused
+        .send(json!({"type": "subscribe", "lot_id": lot, "since": 1000}))
+        .await;
+    let snapshot = confused.expect("snapshot").await;
+    assert_eq!(snapshot["sequence"].as_i64(), Some(start + 4));
+    confused.expect("subscribed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_an_error_or_a_documented_close() {
+    let world = world().await;
+    let gateway = world
+        .gateway(&[
+            ("GAVEL_GATEWAY__MAX_SUBSCRIPTIONS", "2"),
+            ("GAVEL_GATEWAY__MESSAGES_PER_SECOND", "10"),
+        ])
+        .await;
+    let lot = world.open_lot().await;
+    let mut client = Client::connect(&gateway.ws).await;
+
+    let cases = [
+        ("not json".to_owned(), "bad_json"),
+        (json!({"type": "dance"}).to_string(), "unknown_type"),
+        (
+            json!({"type": "subscribe", "lot_id": "nope"}).to_string(),
+            "invalid",
+        ),
+        (
+            json!({"type": "subscribe", "lot_id": lot, "extra": 1}).to_string(),
+            "invalid",
+        ),
+        (
+            json!({"type": "subscribe", "lot_id": uuid::Uuid::now_v7()}).to_string(),
+            "lot_not_found",
+        ),
+    ];
+    for (text, code) in cases {
+        client.send_raw(Message::text(text.clone())).await;
+        let error = client.expect("error").await;
+        assert_eq!(error["code"], code, "{text}: {error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    // Two subscriptions allowed, the third refused.
+    let second = world.open_lot().await;
+    let third = world.open_lot().await;
+    client.subscribe(lot).await;
+    client.subscribe(second).await;
+    client
+        .send(json!({"type": "subscribe", "lot_id": third}))
+        .await;
+    assert_eq!(
+        client.expect("error").await["code"],
+        "too_many_subscriptions"
+    );
+
+    // Another connection is unaffected by everything below.
+    let mut bystander = Client::connect(&gateway.ws).await;
+
+    // Oversized frame: 1009.
+    let mut big = Client::connect(&gateway.ws).await;
+    big.send_raw(Message::text("x".repeat(10_000))).await;
+    assert_eq!(big.closed().await, Some(1009));
+
+    // Binary frame: 1003.
+    let mut binary = Client::connect(&gateway.ws).await;
+    binary.send_raw(Message::binary(vec![1, 2, 3])).await;
+    assert_eq!(binary.closed().await, Some(1003));
+
+    // A flood: 1008, after a burst of twice the rate.
+    let mut flood = Client::connect(&gateway.ws).await;
+    for index in 0..200 {
+        flood
+            .send_raw(Message::text(
+                json!({"type": "ping", "id": format!("p{index}")}).to_string(),
+            ))
+            .await;
+    }
+    let mut pongs = 0;
+    let code = loop {
+        match flood.recv().await {
+            Incoming::Json(message) if message["type"] == "pong" => pongs += 1,
+            Incoming::Json(other) => panic!("unexpected {other}"),
+            Incoming::Closed(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(1008));
+    assert!((15..=25).contains(&pongs), "{pongs} pongs before the close");
+
+    bystander.send(json!({"type": "ping"})).await;
+    bystander.expect("pong").await;
+}
