@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -68,6 +69,7 @@ pub struct Service {
     readiness: Readiness,
     cancel: CancellationToken,
     tasks: Vec<(&'static str, Task)>,
+    send_buffer: Option<usize>,
 }
 
 impl std::fmt::Debug for Service {
@@ -88,6 +90,7 @@ impl Service {
             readiness,
             cancel: CancellationToken::new(),
             tasks: Vec::new(),
+            send_buffer: None,
         }
     }
 
@@ -102,6 +105,13 @@ impl Service {
         task: impl Future<Output = Result<(), BoxError>> + Send + 'static,
     ) -> Self {
         self.tasks.push((name, Box::pin(task)));
+        self
+    }
+
+    /// Caps the kernel's send buffer (`SO_SNDBUF`) of every accepted public connection, so a
+    /// client that stops reading blocks writes to it after this much instead of several MiB.
+    pub fn with_send_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.send_buffer = bytes;
         self
     }
 
@@ -206,6 +216,7 @@ pub async fn run(
         readiness,
         cancel,
         tasks: task_list,
+        send_buffer,
     } = service;
     let public = crate::http::instrument(router, metrics.clone());
     let admin = admin_router(metrics, readiness.clone());
@@ -213,9 +224,18 @@ pub async fn run(
     let http_stop = CancellationToken::new();
     let admin_stop = CancellationToken::new();
     let mut http = tokio::spawn(
-        axum::serve(listeners.http, public)
-            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-            .into_future(),
+        axum::serve(
+            listeners.http.tap_io(move |stream| {
+                if let Some(bytes) = send_buffer
+                    && let Err(error) = socket2::SockRef::from(&*stream).set_send_buffer_size(bytes)
+                {
+                    warn!(%error, "cannot set the send buffer size");
+                }
+            }),
+            public,
+        )
+        .with_graceful_shutdown(http_stop.clone().cancelled_owned())
+        .into_future(),
     );
     let mut admin_server = tokio::spawn(
         axum::serve(listeners.admin, admin)

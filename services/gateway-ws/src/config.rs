@@ -71,6 +71,8 @@ pub struct GatewayConfig {
     /// A connection whose socket takes nothing for this long is closed (4008).
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// The kernel send buffer per connection (`SO_SNDBUF`); the kernel's own when unset.
+    pub socket_send_buffer: Option<usize>,
     /// How often the watcher counts are written to and read from Redis.
     #[serde(with = "humantime_serde")]
     pub presence_interval: Duration,
@@ -87,6 +89,7 @@ impl Default for GatewayConfig {
             max_bids_in_flight: 4,
             messages_per_second: 20,
             write_timeout: Duration::from_secs(10),
+            socket_send_buffer: None,
             presence_interval: Duration::from_secs(2),
             replica_id: String::new(),
         }

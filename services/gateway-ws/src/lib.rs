@@ -85,7 +85,8 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         metrics: gateway_metrics.clone(),
     });
     let router = router(context, upstreams, &config.web);
-    let service = Service::new(router, metrics, readiness);
+    let service = Service::new(router, metrics, readiness)
+        .with_send_buffer(config.gateway.socket_send_buffer);
     let cancel = service.cancellation();
     let fanout = fanout::Fanout {
         broker,

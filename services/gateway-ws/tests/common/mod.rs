@@ -25,7 +25,6 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub const BIDS_TOKEN: &str = "gateway-test-token";
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -276,6 +275,21 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The value of a counter or gauge on the gateway's `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let admin = &self.process.as_ref().expect("running").admin;
+        let text = reqwest::get(format!("{admin}/metrics"))
+            .await
+            .expect("admin answers")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|line| line.starts_with(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn terminate(mut self) {
         let process = self.process.take().expect("running");
@@ -351,15 +365,22 @@ impl Client {
     /// The next message other than `presence` and pings.
     pub async fn recv(&mut self) -> Incoming {
         loop {
+            match self.recv_any().await {
+                Incoming::Json(value) if value["type"] == "presence" => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// The next message, `presence` included.
+    pub async fn recv_any(&mut self) -> Incoming {
+        loop {
             let next = tokio::time::timeout(DEADLINE, self.ws.next())
                 .await
                 .expect("a message within the deadline");
             match next {
                 Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str()).expect("json");
-                    if value["type"] != "presence" {
-                        return Incoming::Json(value);
-                    }
+                    return Incoming::Json(serde_json::from_str(text.as_str()).expect("json"));
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return Incoming::Closed(frame.map(|frame| u16::from(frame.code)));
@@ -407,8 +428,4 @@ impl Client {
         assert_eq!(snapshot["sequence"], subscribed["sequence"]);
         subscribed["sequence"].as_i64().expect("a sequence")
     }
-}
-
-pub fn close_code(code: u16) -> u16 {
-    u16::from(CloseCode::from(code))
 }
