@@ -35,17 +35,7 @@ async fn a_bid_through_one_replica_reaches_a_watcher_on_the_other() {
 
     // Presence counts both replicas' watchers, on both replicas.
     for client in [&mut watcher, &mut bidding] {
-        loop {
-            match client.recv_any().await {
-                Incoming::Json(message)
-                    if message["type"] == "presence" && message["watchers"] == 2 =>
-                {
-                    break;
-                }
-                Incoming::Json(_) => {}
-                Incoming::Closed(code) => panic!("closed: {code:?}"),
-            }
-        }
+        client.wait_watchers(2).await;
     }
 }
 
@@ -119,14 +109,7 @@ async fn a_replica_stopped_mid_stream_loses_and_repeats_nothing() {
     // Every follower is subscribed once both replicas count all eight.
     let mut probe = Client::connect(&b.ws).await;
     probe.subscribe(lot).await;
-    loop {
-        if let Incoming::Json(message) = probe.recv_any().await
-            && message["type"] == "presence"
-            && message["watchers"] == 9
-        {
-            break;
-        }
-    }
+    probe.wait_watchers(9).await;
 
     let bidders = [world.bidder().await, world.bidder().await];
     let bids = 40;

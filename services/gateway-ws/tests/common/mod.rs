@@ -311,6 +311,8 @@ pub enum Incoming {
 /// A protocol client on a real WebSocket.
 pub struct Client {
     ws: WebSocketStream<TcpStream>,
+    /// The last watcher count seen (`presence` or `subscribed`), whoever read the message.
+    pub watchers: Option<u64>,
 }
 
 impl Client {
@@ -345,7 +347,7 @@ impl Client {
         let (ws, _) = tokio_tungstenite::client_async(url, stream)
             .await
             .expect("handshake");
-        let mut client = Client { ws };
+        let mut client = Client { ws, watchers: None };
         let welcome = client.expect("welcome").await;
         assert_eq!(welcome["protocol"], 1);
         client
@@ -374,19 +376,33 @@ impl Client {
 
     /// The next message, `presence` included.
     pub async fn recv_any(&mut self) -> Incoming {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            let next = tokio::time::timeout(DEADLINE, self.ws.next())
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("a message within the deadline");
             match next {
                 Some(Ok(Message::Text(text))) => {
-                    return Incoming::Json(serde_json::from_str(text.as_str()).expect("json"));
+                    let value: Value = serde_json::from_str(text.as_str()).expect("json");
+                    if value["type"] == "presence" || value["type"] == "subscribed" {
+                        self.watchers = value["watchers"].as_u64();
+                    }
+                    return Incoming::Json(value);
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return Incoming::Closed(frame.map(|frame| u16::from(frame.code)));
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return Incoming::Closed(None),
+            }
+        }
+    }
+
+    /// Reads until the lot's watcher count is `count` (one lot per client in these tests).
+    pub async fn wait_watchers(&mut self, count: u64) {
+        while self.watchers != Some(count) {
+            if let Incoming::Closed(code) = self.recv_any().await {
+                panic!("closed ({code:?}) waiting for {count} watchers");
             }
         }
     }
