@@ -1,0 +1,295 @@
+// End-to-end: one anonymous watcher (B) and one bidder (A) on the same open lot, through the
+// gateway and real services. A signs in with a fresh demo key, is funded on the dev chain, bids the
+// minimum; A must see its bid accepted and B must see the new price and a new history row live,
+// without reloading.
+//
+//   node web/e2e/bid.mjs
+//
+// GAVEL_WEB_URL  the gateway (default http://localhost:8080; `localhost`, the SIWE domain)
+// GAVEL_RPC_URL  the dev chain's JSON-RPC, anvil (default http://127.0.0.1:8545)
+// CHROMIUM       the browser (default /usr/bin/chromium)
+// Screenshots go to web/e2e/artifacts/. Exits non-zero, with the reason, on failure.
+
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const WEB_URL = (process.env.GAVEL_WEB_URL || 'http://localhost:8080').replace(/\/+$/, '');
+const RPC_URL = process.env.GAVEL_RPC_URL || 'http://127.0.0.1:8545';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
+const FUNDS_WEI = 10n * 10n ** 18n;
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+const OVERALL_MS = 180_000;
+
+class Failure extends Error {}
+
+const started = Date.now();
+const log = (message) => console.log(`[e2e +${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
+
+/** Polls `check` until it returns something truthy; throws with `what` (and the last value) at the deadline. */
+async function until(what, check, { timeout = 20_000, interval = 250 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  let lastError;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (error) {
+      if (error instanceof Failure) throw error;
+      lastError = error;
+    }
+    if (Date.now() >= deadline) {
+      const seen = lastError ? `; last error: ${lastError.message}` : last !== undefined ? `; last value: ${JSON.stringify(last)}` : '';
+      throw new Failure(`timed out after ${timeout} ms waiting for ${what}${seen}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
+
+async function rpc(method, params) {
+  let response;
+  try {
+    response = await fetch(RPC_URL, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    });
+  } catch (error) {
+    throw new Failure(`the dev chain at ${RPC_URL} cannot be reached (${error.cause?.code ?? error.message}): is anvil running?`);
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok || !body || body.error) {
+    throw new Failure(`${method} on ${RPC_URL} failed: ${JSON.stringify(body?.error ?? body ?? response.status)}`);
+  }
+  return body.result;
+}
+
+/** Records what a page says and does, for the failure report. */
+function watchPage(page, name, journal) {
+  page.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') {
+      journal.push(`${name} console.${message.type()}: ${message.text()}`);
+    }
+  });
+  page.on('pageerror', (error) => {
+    journal.push(`${name} UNCAUGHT: ${error.message}`);
+    journal.uncaught.push(`${name}: ${error.message}`);
+  });
+  page.on('requestfailed', (request) => journal.push(`${name} request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText ?? ''}`));
+  page.on('websocket', (ws) => {
+    journal.push(`${name} websocket ${ws.url()}`);
+    ws.on('framesent', (frame) => journal.frames.push(`${name} → ${redact(String(frame.payload))}`));
+    ws.on('framereceived', (frame) => journal.frames.push(`${name} ← ${String(frame.payload).slice(0, 400)}`));
+    ws.on('close', () => journal.push(`${name} websocket closed`));
+  });
+}
+
+function redact(text) {
+  return text.replace(/"token":"[^"]+"/, '"token":"…"');
+}
+
+const testid = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+async function attribute(locator, name) {
+  return (await locator.count()) ? locator.first().getAttribute(name) : null;
+}
+
+async function main() {
+  const host = new URL(WEB_URL).hostname;
+  if (host !== 'localhost') {
+    log(`warning: GAVEL_WEB_URL's host is ${host}; sign-in messages name the page's host and the local stack expects localhost:8080`);
+  }
+  await mkdir(ARTIFACTS, { recursive: true });
+  for (const stale of ['failure-a.png', 'failure-b.png', 'failure.log']) await rm(join(ARTIFACTS, stale), { force: true });
+
+  const journal = [];
+  journal.frames = [];
+  journal.uncaught = [];
+  const browser = await chromium
+    .launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    .catch((error) => {
+      throw new Failure(`chromium could not be started from ${CHROMIUM}: ${error.message.split('\n')[0]}`);
+    });
+
+  const pages = {};
+  const overall = setTimeout(() => {
+    console.error(`e2e: FAILED: the whole run took more than ${OVERALL_MS / 1000} s`);
+    process.exit(1);
+  }, OVERALL_MS);
+  try {
+    // --- B: an anonymous watcher opens the first open lot -------------------------------------
+    const contextB = await browser.newContext({ viewport: DESKTOP, baseURL: WEB_URL });
+    const b = await contextB.newPage();
+    pages.b = b;
+    watchPage(b, 'B', journal);
+    const answer = await b.goto(`${WEB_URL}/`).catch((error) => {
+      throw new Failure(`the client at ${WEB_URL} cannot be loaded: ${error.message.split('\n')[0]}`);
+    });
+    if (!answer?.ok()) throw new Failure(`GET ${WEB_URL}/ answered ${answer?.status()}`);
+    const firstOpen = b.locator('[data-testid="lot-link"][data-status="open"]').first();
+    await until('an open lot in the catalogue (are the demo lots seeded?)', async () => (await firstOpen.count()) > 0);
+    const lotId = await firstOpen.getAttribute('data-lot-id');
+    const lotTitle = (await firstOpen.locator('h2').textContent())?.trim();
+    log(`B opens the first open lot: "${lotTitle}" (${lotId})`);
+    await firstOpen.click();
+    await until('B on the lot page', async () => new URL(b.url()).pathname === `/lots/${lotId}`);
+    await until('B subscribed (a snapshot applied)', async () => {
+      const sequence = await attribute(testid(b, 'lot-price'), 'data-sequence');
+      return sequence && sequence !== '0' ? sequence : null;
+    });
+    await until('B connected (indicator "live")', async () => (await attribute(testid(b, 'connection'), 'data-state')) === 'live');
+    await until('B counted among the watchers', async () => {
+      const count = await attribute(testid(b, 'watchers'), 'data-count');
+      return count && Number(count) >= 1 ? count : null;
+    });
+    // Marks this document: if B reloads, the mark is gone.
+    await b.evaluate(() => {
+      window.__gavelE2eMark = 'B-not-reloaded';
+    });
+    // History comes over REST while the snapshot comes over the socket; let it settle.
+    const bidCount = Number((await testid(b, 'bid-count').textContent())?.match(/\d+/)?.[0] ?? 0);
+    await until(`B's history to show the lot's bids (${bidCount})`, async () => (await testid(b, 'bid-row').count()) >= Math.min(bidCount, 100), { timeout: 10_000 });
+    const priceBefore = (await attribute(testid(b, 'lot-price'), 'data-wei')) || '0';
+    const rowsBefore = await testid(b, 'bid-row').count();
+    log(`B sees price ${priceBefore} wei, ${rowsBefore} bid(s) in the history`);
+
+    // --- A: signs in with a new demo key, gets funds, opens the same lot ---------------------
+    const contextA = await browser.newContext({ viewport: DESKTOP, baseURL: WEB_URL });
+    const a = await contextA.newPage();
+    pages.a = a;
+    watchPage(a, 'A', journal);
+    await a.goto(`${WEB_URL}/`);
+    await testid(a, 'sign-in').click();
+    await testid(a, 'demo-key').click();
+    const address = await until(
+      'A signed in (signed-in-address)',
+      async () => {
+        const error = testid(a, 'sign-in-error');
+        if (await error.count()) throw new Failure(`sign-in failed: ${await error.textContent()}`);
+        const shown = await attribute(testid(a, 'signed-in-address'), 'data-address');
+        return shown || null;
+      },
+      { timeout: 20_000 },
+    ).catch(async (error) => {
+      const shown = await testid(a, 'sign-in-error').textContent().catch(() => null);
+      throw shown ? new Failure(`sign-in failed: ${shown}`) : error;
+    });
+    if (!/^0x[0-9a-fA-F]{40}$/.test(address)) throw new Failure(`signed-in-address is not an address: ${address}`);
+    const shownText = (await testid(a, 'signed-in-address').textContent())?.trim();
+    if (shownText !== address) throw new Failure(`signed-in-address shows "${shownText}", its data-address is ${address}`);
+    log(`A signed in as ${address}`);
+
+    await rpc('anvil_setBalance', [address, `0x${FUNDS_WEI.toString(16)}`]);
+    const onChain = BigInt(await rpc('eth_getBalance', [address, 'latest']));
+    if (onChain < FUNDS_WEI) throw new Failure(`funding ${address} did not take: balance ${onChain}`);
+    log(`A funded with ${FUNDS_WEI} wei on ${RPC_URL}`);
+
+    // A direct URL: the gateway serves index.html for client routes.
+    await a.goto(`${WEB_URL}/lots/${lotId}`);
+    await until('A subscribed (a snapshot applied)', async () => {
+      const sequence = await attribute(testid(a, 'lot-price'), 'data-sequence');
+      return sequence && sequence !== '0' ? sequence : null;
+    });
+    await until('A connected (indicator "live")', async () => (await attribute(testid(a, 'connection'), 'data-state')) === 'live');
+    // Balances are cached for a moment by `wallets`: refresh until the funds show.
+    let lastRefresh = 0;
+    await until('A to see its funds (balance)', async () => {
+      const wei = await attribute(testid(a, 'balance'), 'data-wei');
+      if (wei && BigInt(wei) >= 10n ** 18n) return wei;
+      if (Date.now() - lastRefresh > 1_000) {
+        lastRefresh = Date.now();
+        await testid(a, 'balance-refresh').click();
+      }
+      return null;
+    });
+
+    await until('the minimum button to be ready', async () => !(await testid(a, 'bid-min').isDisabled()));
+    await testid(a, 'bid-min').click();
+    const amountEth = await testid(a, 'bid-amount').inputValue();
+    if (!amountEth) throw new Failure('the minimum button filled no amount');
+    const minimumWei = await attribute(testid(a, 'bid-min'), 'data-wei');
+    log(`A bids the minimum: ${amountEth} ETH (${minimumWei} wei)`);
+    await testid(a, 'bid-submit').click();
+    const outcome = await until('an answer to A\'s bid (bid-status)', async () => {
+      const state = await attribute(testid(a, 'bid-status'), 'data-state');
+      return state === 'accepted' || state === 'error' ? state : null;
+    });
+    const statusText = (await testid(a, 'bid-status').textContent())?.trim();
+    if (outcome !== 'accepted') {
+      const code = await attribute(testid(a, 'bid-status'), 'data-code');
+      throw new Failure(`A's bid was refused (${code}): ${statusText}`);
+    }
+    const result = await attribute(testid(a, 'bid-status'), 'data-result');
+    const bidId = await attribute(testid(a, 'bid-status'), 'data-bid-id');
+    log(`A's bid accepted (${result}): ${statusText}`);
+
+    // --- B sees it live, without reloading ---------------------------------------------------
+    const priceAfter = await until('B to show a higher price', async () => {
+      const wei = await attribute(testid(b, 'lot-price'), 'data-wei');
+      return wei && BigInt(wei) > BigInt(priceBefore) ? wei : null;
+    });
+    if (BigInt(priceAfter) < BigInt(minimumWei)) {
+      throw new Failure(`B shows price ${priceAfter}, below A's bid of ${minimumWei}`);
+    }
+    await until('a new row in B\'s bid history', async () => (await testid(b, 'bid-row').count()) > rowsBefore);
+    if (bidId) {
+      await until(`A's bid (${bidId}) in B's history`, async () => (await b.locator(`[data-testid="bid-row"][data-bid-id="${bidId}"]`).count()) === 1);
+    }
+    const mark = await b.evaluate(() => window.__gavelE2eMark);
+    if (mark !== 'B-not-reloaded') throw new Failure('B reloaded its page: the update did not come live');
+    const priceA = await until('A to show the same price', async () => {
+      const wei = await attribute(testid(a, 'lot-price'), 'data-wei');
+      return wei === priceAfter ? wei : null;
+    });
+    log(`B sees price ${priceAfter} wei and ${await testid(b, 'bid-row').count()} bid(s), live; A sees ${priceA}`);
+
+    if (journal.uncaught.length) throw new Failure(`uncaught errors in the pages: ${journal.uncaught.join('; ')}`);
+
+    // --- screenshots -------------------------------------------------------------------------
+    await a.screenshot({ path: join(ARTIFACTS, 'bidder-desktop.png'), fullPage: true });
+    await b.screenshot({ path: join(ARTIFACTS, 'watcher-desktop.png'), fullPage: true });
+    await b.setViewportSize(PHONE);
+    await a.setViewportSize(PHONE);
+    await b.screenshot({ path: join(ARTIFACTS, 'watcher-phone.png'), fullPage: true });
+    await a.screenshot({ path: join(ARTIFACTS, 'bidder-phone.png'), fullPage: true });
+    const overflow = await b.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 1) throw new Failure(`the lot page is ${overflow} px wider than a 390 px phone screen`);
+    log(`screenshots in ${ARTIFACTS}`);
+    console.log('e2e: 1 passed, 0 failed');
+  } catch (error) {
+    console.error(`e2e: FAILED: ${error instanceof Failure ? error.message : error.stack ?? error}`);
+    for (const [name, page] of Object.entries(pages)) {
+      await page.screenshot({ path: join(ARTIFACTS, `failure-${name}.png`), fullPage: true }).catch(() => {});
+    }
+    const report = [...journal, '--- WebSocket frames (last 80) ---', ...journal.frames.slice(-80)].join('\n');
+    await writeFile(join(ARTIFACTS, 'failure.log'), `${report}\n`).catch(() => {});
+    if (journal.length) console.error(`what the pages said (also in ${join(ARTIFACTS, 'failure.log')}):\n${journal.slice(-30).join('\n')}`);
+    console.log('e2e: 0 passed, 1 failed');
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(overall);
+    await browser.close().catch(() => {});
+  }
+}
+
+main().catch((error) => {
+  console.error(`e2e: FAILED: ${error instanceof Failure ? error.message : error.stack ?? error}`);
+  process.exit(1);
+});

@@ -1,0 +1,90 @@
+// A lot's live auction state: built from a `snapshot` and moved on by `event`s, one sequence at a
+// time. Pure functions, so the rules are easy to read and to test.
+
+import { minimumNext } from './wei.js';
+
+/** The state a `snapshot` (or the bids REST snapshot) describes, at `sequence`. */
+export function fromSnapshot(lot, sequence) {
+  return {
+    status: lot.status ?? 'open',
+    price: lot.price ?? null,
+    leader: lot.leader ?? null,
+    bidCount: Number(lot.bid_count ?? 0),
+    minimumNext: lot.minimum_next ?? null,
+    endsAt: lot.ends_at ?? null,
+    startsAt: lot.starts_at ?? null,
+    buyNow: lot.buy_now ?? null,
+    reserveMet: lot.reserve_met ?? null,
+    outcome: null,
+    sequence: Number(sequence ?? lot.sequence ?? 0),
+  };
+}
+
+/**
+ * The state after `frame` (an `event` message: {sequence, event, occurred_at, data}). `rules`
+ * ({increment, start_price} from the lots API) lets the next minimum be computed after a bid;
+ * without them it is unknown (null) until the next snapshot.
+ */
+export function applyEvent(state, frame, rules) {
+  const data = frame.data ?? {};
+  const next = { ...state, sequence: Number(frame.sequence) };
+  switch (frame.event) {
+    case 'auction.opened':
+      next.status = 'open';
+      if (data.ends_at) next.endsAt = data.ends_at;
+      break;
+    case 'auction.bid_accepted':
+      if (next.status === 'scheduled') next.status = 'open';
+      next.price = data.price ?? next.price;
+      next.leader = data.leader ?? next.leader;
+      next.bidCount = Number(data.bid_count ?? next.bidCount + 1);
+      if (data.ends_at) next.endsAt = data.ends_at;
+      if (typeof data.reserve_met === 'boolean' && next.reserveMet !== null) {
+        next.reserveMet = data.reserve_met;
+      }
+      next.minimumNext = rules
+        ? minimumNext({ price: next.price, startPrice: rules.start_price, increment: rules.increment })?.toString() ?? null
+        : null;
+      break;
+    case 'auction.closed':
+      next.status = 'closed';
+      next.outcome = data.outcome ?? null;
+      if (data.outcome === 'sold' && data.price) next.price = data.price;
+      if (data.closed_at) next.endsAt = data.closed_at;
+      next.minimumNext = null;
+      break;
+    case 'auction.cancelled':
+      next.status = 'cancelled';
+      next.minimumNext = null;
+      break;
+    default:
+      break;
+  }
+  return next;
+}
+
+/** A history row from an `auction.bid_accepted` event, shaped like `GET .../bids` rows. */
+export function bidFromEvent(frame) {
+  const data = frame.data ?? {};
+  return {
+    bid_id: data.bid_id,
+    seq: Number(frame.sequence),
+    bidder: data.bidder,
+    wallet: data.wallet ?? null,
+    amount: data.amount,
+    proxy: Boolean(data.proxy),
+    placed_at: data.at ?? frame.occurred_at,
+  };
+}
+
+/** An event from the bids log (`GET .../events`, an envelope) as an `event` message. */
+export function eventFromEnvelope(envelope, lotId) {
+  return {
+    type: 'event',
+    lot_id: envelope.aggregate_id ?? lotId,
+    sequence: Number(envelope.sequence),
+    event: envelope.type,
+    occurred_at: envelope.occurred_at,
+    data: envelope.payload ?? {},
+  };
+}
