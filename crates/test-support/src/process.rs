@@ -71,6 +71,10 @@ impl ServiceProcess {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits for the process to exit, at most `deadline`.
     pub fn terminate(mut self, deadline: Duration) -> (ExitStatus, Vec<String>) {
         let status = Command::new("kill")

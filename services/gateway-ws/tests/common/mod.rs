@@ -275,6 +275,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The process's resident memory, from `/proc`.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.process.as_ref().expect("running").pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
     /// The value of a counter or gauge on the gateway's `/metrics` (0 when absent).
     pub async fn metric(&self, name: &str) -> f64 {
         let admin = &self.process.as_ref().expect("running").admin;
