@@ -62,6 +62,8 @@ pub struct Refusal {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// The lot a refused subscription was for.
+    pub lot_id: Option<LotId>,
 }
 
 impl Refusal {
@@ -71,7 +73,13 @@ impl Refusal {
             code,
             message: message.into(),
             field: None,
+            lot_id: None,
         }
+    }
+
+    pub fn for_lot(mut self, lot_id: LotId) -> Self {
+        self.lot_id = Some(lot_id);
+        self
     }
 
     pub fn with_id(mut self, id: Option<String>) -> Self {
@@ -93,6 +101,9 @@ impl Refusal {
         }
         if let Some(field) = &self.field {
             message["field"] = json!(field);
+        }
+        if let Some(lot_id) = &self.lot_id {
+            message["lot_id"] = json!(lot_id);
         }
         message.to_string()
     }

@@ -354,13 +354,16 @@ impl Session {
         let already = self.subscriptions.contains_key(&lot_id);
         if !already && self.subscriptions.len() >= self.context.limits.max_subscriptions {
             return self
-                .refuse(Refusal::new(
-                    "too_many_subscriptions",
-                    format!(
-                        "at most {} lots per connection; unsubscribe from one first",
-                        self.context.limits.max_subscriptions
-                    ),
-                ))
+                .refuse(
+                    Refusal::new(
+                        "too_many_subscriptions",
+                        format!(
+                            "at most {} lots per connection; unsubscribe from one first",
+                            self.context.limits.max_subscriptions
+                        ),
+                    )
+                    .for_lot(lot_id),
+                )
                 .await;
         }
         // Subscribe first: events published meanwhile wait in the queue and are sent after the
@@ -392,7 +395,7 @@ impl Session {
                         "the auction engine cannot be reached; subscribe again shortly",
                     ),
                 };
-                return self.refuse(refusal).await;
+                return self.refuse(refusal.for_lot(lot_id)).await;
             }
             Err(Fetch::Ended(end)) => return Err(end),
         };
