@@ -11,12 +11,14 @@ mod broker;
 mod chain;
 mod database;
 mod process;
+mod telegram;
 mod wait;
 
 pub use broker::TestVhost;
 pub use chain::DevChain;
 pub use database::TestDatabase;
 pub use process::{ServiceProcess, assert_lifecycle};
+pub use telegram::{FakeTelegram, Sent};
 pub use wait::{wait_until, wait_until_async};
 
 use gavel_common::cache::RedisConfig;

@@ -75,6 +75,12 @@ impl ServiceProcess {
         self.child.id()
     }
 
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the process to exit, at most `deadline`.
     pub fn terminate(mut self, deadline: Duration) -> (ExitStatus, Vec<String>) {
         let status = Command::new("kill")

@@ -1,45 +1,43 @@
-//! `notifier`: the Telegram bot. It keeps subscribers, account links and preferences, and turns
-//! events into messages through a throttled, durable outbound queue.
-//!
-//! So far the service has its skeleton: configuration, its connections with their readiness
-//! checks, and the admin endpoints. Its API arrives with its own issue.
+//! `notifier`: the Telegram bot. It keeps subscribers, account links and preferences in
+//! PostgreSQL, turns `lot.*`, `auction.*` and `payment.*` events into messages, and sends them
+//! through a durable outbound queue that respects Telegram's limits (`docs/notifier.md`).
 
-use axum::Router;
-use gavel_common::config::{ListenConfig, ShutdownConfig};
-use gavel_common::db::DatabaseConfig;
+pub mod alerts;
+pub mod commands;
+pub mod config;
+pub mod http;
+pub mod money;
+pub mod outbound;
+pub mod telegram;
+pub mod updates;
+
+use gavel_common::auth::JwtVerifier;
 use gavel_common::health::Readiness;
 use gavel_common::metrics::Metrics;
 use gavel_common::server::{Service, StartError};
-use gavel_common::telemetry::LogConfig;
-use gavel_messaging::{Broker, BrokerConfig};
-use serde::Deserialize;
+use gavel_messaging::consumer::ConsumerMetrics;
+use gavel_messaging::{Broker, Consumer};
+use prometheus::{IntCounterVec, Opts};
+use teloxide::prelude::Requester;
+use tracing::info;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "default_http")]
-    pub http: ListenConfig,
-    #[serde(default = "default_admin")]
-    pub admin: ListenConfig,
-    #[serde(default)]
-    pub log: LogConfig,
-    #[serde(default)]
-    pub shutdown: ShutdownConfig,
-    pub database: DatabaseConfig,
-    pub broker: BrokerConfig,
+pub use config::Config;
+
+use crate::config::Mode;
+use crate::telegram::Telegram;
+
+/// The migrations of the notifier's own tables (the inbox's come from `gavel-messaging`).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
 }
 
-fn default_http() -> ListenConfig {
-    ListenConfig::all_interfaces(8084)
-}
-
-fn default_admin() -> ListenConfig {
-    ListenConfig::all_interfaces(9084)
-}
-
-/// Connects to everything `notifier` needs and assembles the service.
+/// Connects to everything `notifier` needs, migrates, and assembles the service.
 pub async fn build(config: &Config) -> Result<Service, StartError> {
     let metrics = Metrics::new("notifier");
+    let verifier = JwtVerifier::from_config(&config.auth)
+        .map_err(|e| StartError::new("loading the JWT key", e))?;
     let pool = config
         .database
         .pool()
@@ -47,10 +45,113 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     gavel_messaging::migrator()
         .run(&pool)
         .await
+        .map_err(|e| StartError::new("migrating the inbox", e))?;
+    migrator()
+        .run(&pool)
+        .await
         .map_err(|e| StartError::new("migrating the database", e))?;
     let broker = Broker::new(config.broker.clone(), "notifier");
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
         .with_check("rabbitmq", broker.check());
-    Ok(Service::new(Router::new(), metrics, readiness))
+
+    let telegram_config = &config.telegram;
+    let telegram = Telegram::for_sending(telegram_config)
+        .map_err(|e| StartError::new("creating the Telegram client", e))?;
+    // The bot's username, for commands addressed as `/cmd@name`.
+    let bot_name = match &telegram {
+        Telegram::DryRun => {
+            info!("no telegram.token: dry run, messages are logged, not sent");
+            String::new()
+        }
+        Telegram::Bot(bot) => {
+            let me = bot
+                .get_me()
+                .await
+                .map_err(|e| StartError::new("asking Telegram who the bot is (getMe)", e))?;
+            me.username.clone().unwrap_or_default()
+        }
+    };
+
+    let outcomes = IntCounterVec::new(
+        Opts::new(
+            "telegram_messages_total",
+            "Outbound messages by outcome (sent, retry_after, retry, blocked, failed, uncertain).",
+        ),
+        &["outcome"],
+    )
+    .expect("static metric definition is valid");
+    metrics.register(outcomes.clone());
+
+    let mut webhook = None;
+    let mut polling = None;
+    if let (Telegram::Bot(bot), Some(token)) = (&telegram, &telegram_config.token) {
+        match telegram_config.mode {
+            Mode::Webhook => {
+                let (Some(url), Some(secret)) = (
+                    &telegram_config.webhook_url,
+                    &telegram_config.webhook_secret,
+                ) else {
+                    return Err(StartError::new(
+                        "configuring the webhook",
+                        "webhook mode needs telegram.webhook_url and telegram.webhook_secret",
+                    ));
+                };
+                use teloxide::payloads::SetWebhookSetters;
+                bot.set_webhook(url.clone())
+                    .secret_token(secret.expose().to_owned())
+                    .await
+                    .map_err(|e| StartError::new("registering the webhook (setWebhook)", e))?;
+                webhook = Some((secret.expose().to_owned(), bot_name.clone()));
+            }
+            Mode::Polling => {
+                let poll_bot = telegram::bot(
+                    telegram_config,
+                    token.expose(),
+                    telegram_config.request_timeout + telegram_config.poll_timeout,
+                )
+                .map_err(|e| StartError::new("creating the Telegram client", e))?;
+                polling = Some(updates::Polling {
+                    pool: pool.clone(),
+                    bot: poll_bot,
+                    bot_name: bot_name.clone(),
+                    poll_timeout: telegram_config.poll_timeout,
+                    public_url: config.links.public_url.clone(),
+                });
+            }
+        }
+    }
+
+    let consumer = Consumer::new(
+        "notifier.events",
+        &alerts::BINDINGS,
+        pool.clone(),
+        broker,
+        alerts::Alerts {
+            public_url: config.links.public_url.clone(),
+        },
+        ConsumerMetrics::new(&metrics),
+    );
+    let sender = outbound::Sender {
+        pool: pool.clone(),
+        telegram,
+        config: telegram_config.clone(),
+        lots_url: config.links.lots_url.clone(),
+        outcomes,
+    };
+    let router = http::router(http::AppState {
+        pool,
+        verifier,
+        links: config.links.clone(),
+        webhook,
+    });
+    let service = Service::new(router, metrics, readiness);
+    let cancel = service.cancellation();
+    let mut service = service
+        .with_task("events", consumer.run(cancel.clone()))
+        .with_task("sender", sender.run(cancel.clone()));
+    if let Some(polling) = polling {
+        service = service.with_task("polling", polling.run(cancel));
+    }
+    Ok(service)
 }
