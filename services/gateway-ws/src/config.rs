@@ -46,6 +46,9 @@ pub struct UpstreamConfig {
     pub bids: url::Url,
     pub lots: url::Url,
     pub wallets: url::Url,
+    /// The notifier, for Telegram link codes; without it `/api/link-codes` is a 404.
+    #[serde(default)]
+    pub notifier: Option<url::Url>,
     /// Per request; an upload of photos gets four times as long.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,

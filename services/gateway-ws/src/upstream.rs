@@ -176,7 +176,7 @@ impl Upstreams {
     }
 
     /// Forwards a browser's REST call: `/api/lots…` to lots, `/api/auth/…` and `/api/wallets…`
-    /// to wallets, `/api/auction/lots/…` to bids.
+    /// to wallets, `/api/auction/lots/…` to bids, `/api/link-codes` to the notifier.
     pub async fn forward(&self, request: Request) -> Response {
         let path = request.uri().path();
         let Some(rest) = path.strip_prefix("/api") else {
@@ -186,6 +186,11 @@ impl Upstreams {
             ("lots", &self.config.lots, rest.to_owned())
         } else if rest.starts_with("/auth/") || rest.starts_with("/wallets") {
             ("wallets", &self.config.wallets, rest.to_owned())
+        } else if rest == "/link-codes" {
+            let Some(notifier) = &self.config.notifier else {
+                return Problem::not_found("route").into_response();
+            };
+            ("notifier", notifier, rest.to_owned())
         } else if let Some(auction) = rest.strip_prefix("/auction") {
             if !auction.starts_with("/lots/") {
                 return Problem::not_found("route").into_response();

@@ -408,3 +408,47 @@ async fn first_photo(
     cache.lock().await.insert(lot_id, photo.clone());
     photo
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::new(&TelegramConfig {
+            messages_per_second: 25,
+            chat_interval: Duration::from_millis(1100),
+            group_messages_per_minute: 3,
+            ..TelegramConfig::default()
+        })
+    }
+
+    #[test]
+    fn slots_are_spaced_and_a_pause_holds_everything() {
+        let mut limits = limits();
+        let now = Instant::now();
+        let first = limits.take_slot(now);
+        let second = limits.take_slot(now);
+        assert_eq!(first, now);
+        assert_eq!(second.duration_since(first), Duration::from_millis(40));
+        limits.paused_until = now + Duration::from_secs(3);
+        assert_eq!(limits.take_slot(now), now + Duration::from_secs(3));
+        assert_eq!(limits.chat_ready_at(42), now + Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_chat_waits_its_interval_and_a_group_its_minute() {
+        let mut limits = limits();
+        let start = Instant::now();
+        limits.record(7, start);
+        assert_eq!(limits.chat_ready_at(7), start + Duration::from_millis(1100));
+
+        let group = -100;
+        for second in 0..3 {
+            limits.record(group, start + Duration::from_secs(2 * second));
+        }
+        // Three in the last minute: the fourth waits for the first to leave the window.
+        assert_eq!(limits.chat_ready_at(group), start + Duration::from_secs(60));
+        limits.record(group, start + Duration::from_secs(60));
+        assert_eq!(limits.chat_ready_at(group), start + Duration::from_secs(62));
+    }
+}
