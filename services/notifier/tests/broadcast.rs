@@ -369,3 +369,28 @@ async fn killed_mid_broadcast_it_neither_repeats_nor_skips_anyone() {
             .expect("count");
     assert!(uncertain >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_messages_are_logged_not_sent() {
+    let mut world = world(&[("GAVEL_TELEGRAM__TOKEN", "")]).await;
+    world.subscribers(5_000_001, 3).await;
+    world.open_lot("Dry lot", ETH / 10, AccountId::new()).await;
+    wait_until_async("the dry run to go through the queue", DEADLINE, || async {
+        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbound WHERE status = 'sent'")
+            .fetch_one(&world.db.pool)
+            .await
+            .expect("count");
+        sent == 3
+    })
+    .await;
+    assert!(
+        world.telegram.sends().is_empty(),
+        "nothing reached Telegram"
+    );
+    let logs = world.terminate().await;
+    let logged = logs
+        .iter()
+        .filter(|line| line.contains("dry run: message not sent") && line.contains("Dry lot"))
+        .count();
+    assert_eq!(logged, 3, "{logs:?}");
+}

@@ -59,6 +59,8 @@ impl World {
             env.retain(|(existing, _)| existing != name);
             env.push((name, value.clone()));
         }
+        // An empty value in `extra` removes the variable.
+        env.retain(|(_, value)| !value.is_empty());
         env
     }
 
@@ -79,6 +81,17 @@ impl World {
         tokio::task::spawn_blocking(move || process.kill())
             .await
             .expect("killed");
+    }
+
+    /// Stops the notifier with SIGTERM; returns its log lines.
+    pub async fn terminate(&mut self) -> Vec<String> {
+        let process = self.notifier.take().expect("running");
+        let (status, logs) =
+            tokio::task::spawn_blocking(move || process.terminate(Duration::from_secs(30)))
+                .await
+                .expect("stopped");
+        assert!(status.success(), "exit status {status}");
+        logs
     }
 
     pub fn http(&self) -> String {
