@@ -260,6 +260,18 @@ async function main() {
     });
     log(`B sees price ${priceAfter} wei and ${await testid(b, 'bid-row').count()} bid(s), live; A sees ${priceA}`);
 
+    // --- Telegram alerts: a link code through the gateway from the notifier -------------------
+    if (!(await testid(a, 'telegram-link').isVisible())) await testid(a, 'signed-in-address').click();
+    await testid(a, 'telegram-link').click();
+    const code = await until('A to get a Telegram link code', async () => {
+      const error = testid(a, 'telegram-error');
+      if (await error.count() && await error.isVisible()) throw new Failure(`link code failed: ${await error.textContent()}`);
+      return attribute(testid(a, 'telegram-code'), 'data-code');
+    });
+    if (!/^[A-HJ-NP-Z2-9]{8}$/.test(code)) throw new Failure(`the link code looks wrong: ${code}`);
+    log(`A got the Telegram link code ${code} (send /link ${code} to the bot)`);
+    await a.screenshot({ path: join(ARTIFACTS, 'bidder-telegram.png'), fullPage: true });
+
     if (journal.uncaught.length) throw new Failure(`uncaught errors in the pages: ${journal.uncaught.join('; ')}`);
 
     // --- screenshots -------------------------------------------------------------------------

@@ -105,4 +105,6 @@ export const api = {
     getJson(`/api/auction/lots/${encodeURIComponent(id)}/events?since=${since}`),
   balance: (address) =>
     getJson(`/api/wallets/${encodeURIComponent(address)}/balance`, { auth: true }),
+  // A one-time code to link a Telegram chat (the gateway forwards it to the notifier).
+  linkCode: () => getJson('/api/link-codes', { method: 'POST', auth: true }),
 };

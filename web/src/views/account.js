@@ -1,16 +1,23 @@
 // The header's account corner and its panel: sign in with a browser wallet or a demo key, the
-// signed-in address and balance, forget the demo key, sign out.
+// signed-in address and balance (with test funds on a dev chain), Telegram alerts, forget the demo
+// key, sign out.
 
 import { balance, onOpenSignIn } from '../app.js';
 import { ApiError } from '../api.js';
 import { h, replace, shortAddress } from '../dom.js';
 import { session } from '../session.js';
 import { showEth } from '../wei.js';
+import { devFundsControl } from './devfunds.js';
+import { telegramBlock } from './telegram.js';
 
 export function mountAccount(corner, panel) {
   let open = false;
   let error = null;
   let reason = null;
+  // Kept across renders (they have their own state and timers); the panel re-attaches them.
+  // The lot page's dev funds button is `dev-funds`; this one has its own testid.
+  const devFunds = devFundsControl({ testid: 'account-dev-funds' });
+  const telegram = telegramBlock();
 
   const setOpen = (value) => {
     open = value;
@@ -101,6 +108,8 @@ export function mountAccount(corner, panel) {
           h('strong', { 'data-testid': 'account-balance' }, value ? showEth(value.available) : balance.error ? 'unknown' : '…'),
           value && value.held !== '0' ? h('span', { class: 'muted' }, ` (${showEth(value.held)} held for bids)`) : null,
         ),
+        devFunds.element,
+        telegram.element,
         demoKeyBlock(demo, current),
         errorLine,
         h(

@@ -9,6 +9,7 @@ import { bidFromEvent } from '../lotstate.js';
 import { session } from '../session.js';
 import { BidError } from '../socket.js';
 import { ethForInput, minimumNext, parseEth, showEth, toWei } from '../wei.js';
+import { devFundsControl } from './devfunds.js';
 
 const BALANCE_EVERY_MS = 15_000;
 
@@ -67,6 +68,8 @@ export function lotView(container, { id }) {
   const balanceValue = h('strong', { 'data-testid': 'balance' }, '…');
   const balanceRefresh = h('button', { class: 'icon-button', type: 'button', 'data-testid': 'balance-refresh', title: 'Refresh balance', 'aria-label': 'Refresh balance' }, '↻');
   const balanceLine = h('p', { class: 'balance-line small', hidden: true }, 'Available to bid: ', balanceValue, ' ', balanceRefresh);
+  // Only on a local dev chain (config.rpc_url) and signed in: it hides itself otherwise.
+  const devFunds = devFundsControl({ testid: 'dev-funds' });
 
   const form = h(
     'form',
@@ -86,6 +89,7 @@ export function lotView(container, { id }) {
     bidStatus,
     formNote,
     balanceLine,
+    devFunds.element,
   );
 
   const historyList = h('ol', { class: 'history', 'data-testid': 'bid-history', 'aria-live': 'polite' });
@@ -502,7 +506,7 @@ export function lotView(container, { id }) {
             : 'Not enough funds in your wallet for this bid',
           needed ? `, this bid needs ${showEth(needed)}.` : '.',
           // A local dev chain (config.rpc_url) can mint test funds; production has none.
-          session.config.rpc_url ? ` On this dev chain, fund ${session.current?.wallet ?? 'your wallet'} (e.g. anvil_setBalance).` : '',
+          devFunds.element.hidden ? '' : ' On this dev chain, “Add 10 test ETH” below funds your wallet.',
         ].join('');
       }
       case 'unauthorized':
@@ -572,6 +576,8 @@ export function lotView(container, { id }) {
   balanceRefresh.addEventListener('click', () => balance.refresh());
 
   // --- wiring -------------------------------------------------------------------------------
+
+  cleanups.push(devFunds.dispose);
 
   const unwatch = socket.watch(id, (current, message) => {
     feed = current;
