@@ -13,6 +13,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const WEB_URL = (process.env.GAVEL_WEB_URL || 'http://localhost:8080').replace(/\/+$/, '');
@@ -93,6 +94,46 @@ function redact(text) {
 }
 
 const testid = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes) {
+  let crc = 0xffffffff;
+  for (const byte of bytes) crc = CRC_TABLE[(crc ^ byte) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** A real `width`×`height` RGB PNG (a blue gradient) for the seller's upload. */
+function png(width, height) {
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const rows = [];
+  for (let y = 0; y < height; y += 1) {
+    const row = Buffer.alloc(1 + width * 3);
+    for (let x = 0; x < width; x += 1) row.set([40, 60 + y, 120 + x], 1 + x * 3);
+    rows.push(row);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
 
 async function attribute(locator, name) {
   return (await locator.count()) ? locator.first().getAttribute(name) : null;
@@ -271,6 +312,36 @@ async function main() {
     if (!/^[A-HJ-NP-Z2-9]{8}$/.test(code)) throw new Failure(`the link code looks wrong: ${code}`);
     log(`A got the Telegram link code ${code} (send /link ${code} to the bot)`);
     await a.screenshot({ path: join(ARTIFACTS, 'bidder-telegram.png'), fullPage: true });
+
+    // --- the seller page: a lot with a photo, through the gateway to lots and S3 -------------
+    const sellTitle = `Browser test lot ${Date.now()}`;
+    await a.goto(`${WEB_URL}/sell`);
+    await testid(a, 'sell-title').fill(sellTitle);
+    await testid(a, 'sell-description').fill('Put up for auction by the browser test.');
+    await testid(a, 'sell-start-price').fill('0.01');
+    await testid(a, 'sell-increment').fill('0.005');
+    await testid(a, 'sell-photos').setInputFiles({ name: 'photo.png', mimeType: 'image/png', buffer: png(64, 48) });
+    await testid(a, 'sell-submit').click();
+    await until('the lot and its photo to be created', async () => {
+      const errors = a.locator('[data-testid^="field-error-"]:visible');
+      if (await errors.count()) throw new Failure(`the seller form refused: ${await errors.allTextContents()}`);
+      // On success the client goes to the new lot; a link stays if it could not.
+      if (await testid(a, 'sell-go-to-lot').count()) return 'link';
+      return /\/lots\/[0-9a-f-]{36}$/.test(new URL(a.url()).pathname) ? 'moved' : null;
+    }, { timeout: 30_000 });
+    if (await testid(a, 'sell-go-to-lot').count()) await testid(a, 'sell-go-to-lot').click();
+    await until('the new lot page', async () => (await testid(a, 'lot-title').textContent()) === sellTitle || null);
+    const width = await until('the new lot to show its photo', () =>
+      a.evaluate(() => {
+        const image = document.querySelector('[data-testid="lot-photo"]');
+        return image && image.complete && image.naturalWidth > 0 ? image.naturalWidth : null;
+      }),
+    );
+    await until('the new lot to open for bidding', async () =>
+      (await attribute(testid(a, 'lot-status'), 'data-status')) === 'open' || null,
+    { timeout: 30_000 });
+    log(`A put up "${sellTitle}" with a ${width} px wide photo; it is open`);
+    await a.screenshot({ path: join(ARTIFACTS, 'seller-lot.png'), fullPage: true });
 
     if (journal.uncaught.length) throw new Failure(`uncaught errors in the pages: ${journal.uncaught.join('; ')}`);
 
