@@ -2,8 +2,8 @@
 //! /bot<token>/<method>` (any case) with JSON or multipart bodies, answers `{"ok":true,
 //! "result":…}` or `{"ok":false,"error_code":…,"description":…,"parameters":…}`. It records every
 //! send with the time it arrived, long-polls `getUpdates`, and can refuse with 429 `retry_after`,
-//! answer 403 for chats that blocked the bot, or hold a request unanswered (to kill a sender
-//! mid-request).
+//! answer 403 for chats that blocked the bot, fail with 502 (an outage), or hold a request
+//! unanswered (to kill a sender mid-request).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -27,7 +27,7 @@ pub struct Sent {
     pub text: String,
     pub photo: Option<String>,
     pub at: Instant,
-    /// The answer it got: 200, 429 or 403 (0 while held).
+    /// The answer it got: 200, 429, 403 or 502.
     pub status: u16,
 }
 
@@ -41,6 +41,7 @@ struct Fake {
     next_message: AtomicI32,
     blocked: Mutex<HashSet<i64>>,
     throttle: Mutex<(usize, u32)>,
+    outages: Mutex<usize>,
     hold: Mutex<Option<(usize, oneshot::Sender<()>)>>,
     webhook: Mutex<Option<(String, String)>>,
 }
@@ -151,6 +152,11 @@ impl FakeTelegram {
     /// The next `count` sends get 429 with `retry_after` seconds.
     pub fn throttle(&self, count: usize, retry_after: u32) {
         *lock(&self.fake.throttle) = (count, retry_after);
+    }
+
+    /// The next `count` sends get 502 Bad Gateway, as when Telegram has an outage.
+    pub fn outage(&self, count: usize) {
+        *lock(&self.fake.outages) = count;
     }
 
     /// The `nth` accepted send (1-based) is recorded as delivered but never answered; the
@@ -307,6 +313,15 @@ async fn send(fake: &Fake, method: &str, parameters: &Map<String, Value>) -> Res
                 &format!("Too Many Requests: retry after {retry_after}"),
                 Some(json!({"retry_after": retry_after})),
             );
+        }
+    }
+    {
+        let mut outages = lock(&fake.outages);
+        if *outages > 0 {
+            *outages -= 1;
+            sent.status = 502;
+            lock(&fake.sends).push(sent);
+            return refused(StatusCode::BAD_GATEWAY, "Bad Gateway", None);
         }
     }
     if lock(&fake.blocked).contains(&chat_id) {

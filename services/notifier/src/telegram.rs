@@ -105,6 +105,10 @@ pub fn classify(error: RequestError) -> SendError {
         {
             SendError::Blocked(description)
         }
+        // Telegram's own 5xx answers (teloxide keeps only the description): not delivered.
+        RequestError::Api(ApiError::Unknown(description)) if is_outage(&description) => {
+            SendError::Transient(description)
+        }
         RequestError::Api(api) => SendError::Permanent(api.to_string()),
         RequestError::Network(network) if network.is_connect() => {
             SendError::Transient(network.to_string())
@@ -115,4 +119,16 @@ pub fn classify(error: RequestError) -> SendError {
         }
         other => SendError::Transient(other.to_string()),
     }
+}
+
+/// The descriptions of the Bot API's server-side failures.
+fn is_outage(description: &str) -> bool {
+    [
+        "Internal Server Error",
+        "Bad Gateway",
+        "Service Unavailable",
+        "Gateway Timeout",
+    ]
+    .iter()
+    .any(|outage| description.starts_with(outage))
 }

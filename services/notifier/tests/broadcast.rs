@@ -394,3 +394,27 @@ async fn without_a_token_messages_are_logged_not_sent() {
         .count();
     assert_eq!(logged, 3, "{logs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_retried_with_backoff_until_it_passes() {
+    let world = world(&[]).await;
+    world.subscribers(6_000_001, 1).await;
+    world.telegram.outage(2);
+    world
+        .open_lot("Patient lot", ETH / 10, AccountId::new())
+        .await;
+    let delivered = world.delivered(1).await;
+    assert_eq!(delivered.len(), 1);
+    let sends = world.telegram.sends();
+    let statuses: Vec<u16> = sends.iter().map(|sent| sent.status).collect();
+    assert_eq!(statuses, [502, 502, 200]);
+    // Backoff: 2 s after the first failure, 4 s after the second (teloxide itself also waits
+    // 10 s on any 5xx before reporting it).
+    assert!(sends[1].at.duration_since(sends[0].at) >= Duration::from_secs(2));
+    assert!(sends[2].at.duration_since(sends[1].at) >= Duration::from_secs(4));
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM outbound WHERE chat_id = 6000001")
+        .fetch_one(&world.db.pool)
+        .await
+        .expect("row");
+    assert_eq!(attempts, 3);
+}
