@@ -343,6 +343,43 @@ async function main() {
     log(`A put up "${sellTitle}" with a ${width} px wide photo; it is open`);
     await a.screenshot({ path: join(ARTIFACTS, 'seller-lot.png'), fullPage: true });
 
+    // --- an injected EIP-1193 wallet: anvil's dev account #2 signs, as MetaMask would ----------
+    const walletAccount = '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC';
+    const contextC = await browser.newContext({ viewport: DESKTOP, baseURL: WEB_URL });
+    await contextC.addInitScript(({ rpcUrl, account }) => {
+      let id = 0;
+      window.ethereum = {
+        isE2eWallet: true,
+        on() {},
+        removeListener() {},
+        async request({ method, params }) {
+          if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [account];
+          id += 1;
+          const response = await fetch(rpcUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ jsonrpc: '2.0', id, method, params }),
+          });
+          const body = await response.json();
+          if (body.error) throw Object.assign(new Error(body.error.message), { code: body.error.code });
+          return body.result;
+        },
+      };
+    }, { rpcUrl: RPC_URL, account: walletAccount });
+    const c = await contextC.newPage();
+    pages.c = c;
+    watchPage(c, 'C', journal);
+    await c.goto(`${WEB_URL}/`);
+    await testid(c, 'sign-in').click();
+    await testid(c, 'sign-in-wallet').click();
+    const walletShown = await until('C signed in with the injected wallet', async () => {
+      const error = testid(c, 'sign-in-error');
+      if (await error.count() && await error.isVisible()) throw new Failure(`wallet sign-in failed: ${await error.textContent()}`);
+      return attribute(testid(c, 'signed-in-address'), 'data-address');
+    });
+    if (walletShown !== walletAccount) throw new Failure(`C signed in as ${walletShown}, not the wallet's ${walletAccount}`);
+    log(`C signed in through an injected EIP-1193 wallet (anvil signs personal_sign) as ${walletShown}`);
+
     if (journal.uncaught.length) throw new Failure(`uncaught errors in the pages: ${journal.uncaught.join('; ')}`);
 
     // --- screenshots -------------------------------------------------------------------------
