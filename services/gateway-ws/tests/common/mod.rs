@@ -1,162 +1,74 @@
-//! A world for gateway tests: real `wallets` and `bids` (in-process, their own databases), a dev
-//! chain, a vhost and Redis prefix of their own, and any number of real `gateway-ws` processes,
-//! which a test can stop with a real SIGTERM.
+//! A world for gateway tests: the bids tests' world (real `wallets` in-process, a dev chain, a
+//! vhost and Redis prefix of their own) with one `bids` engine, and any number of real
+//! `gateway-ws` processes, which a test can stop with a real SIGTERM.
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
+#[path = "../../../bids/tests/common/mod.rs"]
+mod bids;
+
 use std::time::Duration;
 
-use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
-use gavel_bids::config::{EngineConfig, WalletsConfig};
-use gavel_bids::engine::Hooks;
-use gavel_common::cache::RedisConfig;
-use gavel_common::config::{ListenConfig, Secret, ShutdownConfig};
-use gavel_common::server::{Listeners, run};
-use gavel_events::{Increment, LotCreated, LotRules};
-use gavel_messaging::Envelope;
-use gavel_test_support::{
-    DevChain, ServiceProcess, TestDatabase, TestVhost, auth, wait_until_async,
-};
-use gavel_types::{AccountId, EthAddress, LotId, Wei};
-use gavel_wallets::testing;
+use gavel_test_support::{ServiceProcess, auth, wait_until_async};
+use gavel_types::{AccountId, LotId};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-pub const BIDS_TOKEN: &str = "gateway-test-token";
+pub use bids::Bidder;
+
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct World {
-    pub bids_db: TestDatabase,
-    pub wallets_db: TestDatabase,
-    pub vhost: TestVhost,
-    pub chain: DevChain,
-    pub redis: RedisConfig,
-    pub wallets: testing::Running,
-    pub bids: String,
-    stop_bids: Option<oneshot::Sender<()>>,
-    pub client: reqwest::Client,
+    pub inner: bids::World,
+    pub engine: bids::Engine,
 }
 
 pub async fn world() -> World {
-    gavel_test_support::init_logs();
-    let bids_db = TestDatabase::create().await;
-    let wallets_db = TestDatabase::create().await;
-    let vhost = TestVhost::create().await;
-    let chain = DevChain::start();
-    let redis = gavel_test_support::redis_config();
-    let options = testing::Options {
-        confirmations: 1,
-        balance_cache_ttl: Duration::from_secs(2),
-        orphan_grace: Duration::from_secs(60),
-        payment_window: Duration::from_secs(3600),
-        bids_token: BIDS_TOKEN.to_owned(),
-        private_key: auth::PRIVATE_KEY_PEM.to_owned(),
-    };
-    let config = testing::config(
-        wallets_db.config(),
-        vhost.config(),
-        redis.clone(),
-        &chain.url,
-        &options,
-    );
-    let wallets = testing::serve(&config).await;
-
-    let bids_config = gavel_bids::config::Config {
-        http: ListenConfig {
-            addr: ([127, 0, 0, 1], 0).into(),
-        },
-        admin: ListenConfig {
-            addr: ([127, 0, 0, 1], 0).into(),
-        },
-        log: Default::default(),
-        shutdown: ShutdownConfig {
-            readiness_grace: Duration::ZERO,
-            drain_deadline: Duration::from_secs(5),
-        },
-        database: bids_db.config(),
-        broker: vhost.config(),
-        redis: redis.clone(),
-        auth: auth::auth_config(),
-        wallets: WalletsConfig {
-            url: wallets.base.parse().expect("url"),
-            token: Secret::new(BIDS_TOKEN),
-            timeout: Duration::from_secs(10),
-        },
-        engine: EngineConfig {
-            tick: Duration::from_millis(100),
-            bids_per_second: 10_000,
-            release_retry: Duration::from_millis(200),
-        },
-    };
-    let service = gavel_bids::build_with(&bids_config, Hooks::default())
-        .await
-        .expect("bids builds");
-    let listeners = Listeners::ephemeral().await.expect("bind");
-    let bids = format!("http://{}", listeners.http_addr().expect("bound"));
-    let (stop_bids, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        run(
-            service,
-            listeners,
-            async { stopped.await.unwrap_or(()) },
-            &bids_config.shutdown,
-        )
-        .await
-        .expect("bids stops cleanly");
-    });
-    World {
-        bids_db,
-        wallets_db,
-        vhost,
-        chain,
-        redis,
-        wallets,
-        bids,
-        stop_bids: Some(stop_bids),
-        client: reqwest::Client::new(),
-    }
+    let inner = bids::world(Duration::from_secs(60)).await;
+    let engine = inner.engine().await;
+    World { inner, engine }
 }
 
 impl World {
     /// The environment of a `gateway-ws` process in this world, plus `extra`.
-    pub fn gateway_env(&self, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    pub fn gateway_env(&self, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        let world = &self.inner;
         let mut env = vec![
-            ("GAVEL_BROKER__URL", self.vhost.url()),
-            ("GAVEL_REDIS__URL", self.redis.url.expose().to_string()),
-            ("GAVEL_REDIS__KEY_PREFIX", self.redis.key_prefix.clone()),
+            ("GAVEL_BROKER__URL", world.vhost.url()),
+            ("GAVEL_REDIS__URL", world.redis.url.expose().to_string()),
+            ("GAVEL_REDIS__KEY_PREFIX", world.redis.key_prefix.clone()),
             (
                 "GAVEL_AUTH__JWT_PUBLIC_KEY",
                 auth::PUBLIC_KEY_PEM.to_owned(),
             ),
-            ("GAVEL_UPSTREAM__BIDS", self.bids.clone()),
-            ("GAVEL_UPSTREAM__LOTS", self.wallets.base.clone()),
-            ("GAVEL_UPSTREAM__WALLETS", self.wallets.base.clone()),
+            ("GAVEL_UPSTREAM__BIDS", self.engine.base.clone()),
+            ("GAVEL_UPSTREAM__LOTS", world.wallets.base.clone()),
+            ("GAVEL_UPSTREAM__WALLETS", world.wallets.base.clone()),
             ("GAVEL_WEB__DIR", "/nonexistent".to_owned()),
             ("GAVEL_SHUTDOWN__READINESS_GRACE", "0s".to_owned()),
             ("GAVEL_SHUTDOWN__DRAIN_DEADLINE", "10s".to_owned()),
             ("GAVEL_GATEWAY__PRESENCE_INTERVAL", "200ms".to_owned()),
         ];
         for (name, value) in extra {
-            let name: &'static str = Box::leak(name.to_string().into_boxed_str());
-            env.retain(|(existing, _)| *existing != name);
+            env.retain(|(existing, _)| existing != name);
             env.push((name, (*value).to_owned()));
         }
         env
     }
 
     /// A `gateway-ws` process, ready (which includes its fan-out queue consuming).
-    pub async fn gateway(&self, extra: &[(&str, &str)]) -> Gateway {
+    pub async fn gateway(&self, extra: &[(&'static str, &str)]) -> Gateway {
         let process = ServiceProcess::spawn(
             env!("CARGO_BIN_EXE_gavel-gateway-ws"),
             &self.gateway_env(extra),
         );
         let admin = process.admin.clone();
         wait_until_async("the gateway to be ready", DEADLINE, || async {
-            self.client
+            self.inner
+                .client
                 .get(format!("{admin}/readyz"))
                 .send()
                 .await
@@ -171,66 +83,22 @@ impl World {
         }
     }
 
-    /// Publishes `lot.created` as `lots` would and waits until bids has the lot open.
+    /// A lot that bids has open now (start 100 wei, step 10, an hour to go).
     pub async fn open_lot(&self) -> LotId {
-        let lot_id = LotId::new();
-        let now = Utc::now();
-        let event = LotCreated {
-            lot_id,
-            seller: AccountId::new(),
-            seller_wallet: EthAddress::from_alloy(alloy_primitives::Address::repeat_byte(0x5e)),
-            title: "A test lot".to_owned(),
-            rules: LotRules {
-                start_price: Wei::from_u128(100),
-                increment: Increment::Absolute {
-                    wei: Wei::from_u128(10),
-                },
-                reserve: None,
-                buy_now: None,
-                starts_at: now - chrono::Duration::seconds(1),
-                ends_at: now + chrono::Duration::hours(1),
-                latest_end: now + chrono::Duration::hours(2),
-                snipe_window_secs: 0,
-                extension_secs: 0,
-            },
-        };
-        self.vhost
-            .publish(
-                &Envelope::new(lot_id.to_string(), None, &event).expect("serializable"),
-                "bids.lot-events",
-            )
-            .await;
-        wait_until_async("the lot to open", DEADLINE, || async {
-            self.snapshot(lot_id).await["status"] == "open"
-        })
-        .await;
-        lot_id
+        self.inner
+            .create_lot(&self.engine, bids::rules(), AccountId::new())
+            .await
     }
 
     pub async fn snapshot(&self, lot_id: LotId) -> Value {
-        self.client
-            .get(format!("{}/lots/{lot_id}", self.bids))
-            .send()
+        self.inner
+            .get(&self.engine, &format!("/lots/{lot_id}"))
             .await
-            .expect("bids answers")
-            .json()
-            .await
-            .unwrap_or(Value::Null)
     }
 
     /// A bidder with 10 ETH and an access token.
     pub async fn bidder(&self) -> Bidder {
-        let wallet = EthAddress::from_alloy(alloy_primitives::Address::from_slice(
-            &uuid::Uuid::new_v4().as_bytes()[..].repeat(2)[..20],
-        ));
-        self.chain
-            .set_balance(&wallet.to_string(), "10000000000000000000")
-            .await;
-        let account = AccountId::new();
-        Bidder {
-            account,
-            token: auth::mint(&auth::claims(account.0, &wallet.to_string())),
-        }
+        self.inner.bidder("10000000000000000000").await
     }
 
     /// Bids straight at `bids` (not through a gateway); returns the status and answer.
@@ -241,31 +109,12 @@ impl World {
         key: &str,
         amount: u128,
     ) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}/lots/{lot_id}/bids", self.bids))
-            .bearer_auth(&bidder.token)
-            .header("idempotency-key", key)
-            .json(&json!({"amount": amount.to_string()}))
-            .send()
-            .await
-            .expect("bids answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let (status, answer, _) = self
+            .inner
+            .bid(&self.engine, bidder, lot_id, key, amount, None)
+            .await;
+        (status, answer)
     }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop_bids.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-pub struct Bidder {
-    pub account: AccountId,
-    pub token: String,
 }
 
 pub struct Gateway {
