@@ -187,11 +187,6 @@ impl Hub {
             let _ = subscriber.queue.try_send(Push::Droppable(text.clone()));
         }
     }
-
-    pub fn connections_watching(&self) -> usize {
-        let lots = self.lots.read().unwrap_or_else(PoisonError::into_inner);
-        lots.values().map(|lot| lot.subscribers.len()).sum()
-    }
 }
 
 #[cfg(test)]

@@ -55,8 +55,8 @@ impl Presence {
             return Ok(());
         }
         let now = chrono::Utc::now().timestamp_millis();
-        let ttl = self.interval * 3;
-        let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let ttl_ms = i64::try_from((self.interval * 3).as_millis()).unwrap_or(i64::MAX);
+        let expires = now.saturating_add(ttl_ms);
         let mut write = redis::pipe();
         let mut watched = Vec::new();
         for (lot_id, count) in &counts {
@@ -67,7 +67,7 @@ impl Presence {
                 write
                     .hset(&key, &self.replica, format!("{count}:{expires}"))
                     .ignore()
-                    .pexpire(&key, i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+                    .pexpire(&key, ttl_ms)
                     .ignore();
                 watched.push(*lot_id);
             }

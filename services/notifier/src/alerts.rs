@@ -7,7 +7,7 @@ use gavel_events::{
     LotUpdated, Outcome, PaymentConfirmed, PaymentDefaulted,
 };
 use gavel_messaging::{Envelope, Event as _, Handler, HandlerError};
-use gavel_types::LotId;
+use gavel_types::{LotId, Wei};
 use sqlx::PgConnection;
 use teloxide::utils::html::escape;
 use uuid::Uuid;
@@ -26,6 +26,7 @@ pub struct Alerts {
 struct Lot {
     title: String,
     seller: Uuid,
+    start_price: Wei,
 }
 
 impl Alerts {
@@ -37,16 +38,20 @@ impl Alerts {
     }
 
     async fn lot(connection: &mut PgConnection, lot_id: LotId) -> Result<Lot, HandlerError> {
-        let row: Option<(String, Uuid)> =
-            sqlx::query_as("SELECT title, seller FROM lots WHERE lot_id = $1")
+        let row: Option<(String, Uuid, String)> =
+            sqlx::query_as("SELECT title, seller, start_price::text FROM lots WHERE lot_id = $1")
                 .bind(lot_id.0)
                 .fetch_optional(connection)
                 .await?;
         // The lot's own event may still be on its way (another queue): try again later.
-        let (title, seller) = row.ok_or_else(|| {
+        let (title, seller, start_price) = row.ok_or_else(|| {
             HandlerError::Transient(format!("lot {lot_id} is not known yet").into())
         })?;
-        Ok(Lot { title, seller })
+        Ok(Lot {
+            title,
+            seller,
+            start_price: start_price.parse().unwrap_or_default(),
+        })
     }
 
     /// Queues `text` for every chat linked to `account`.
@@ -264,16 +269,10 @@ impl Alerts {
         let lot_id = opened.lot_id;
         let lot = Self::lot(connection, lot_id).await?;
         set_status(connection, lot_id, "open").await?;
-        let start: String =
-            sqlx::query_scalar("SELECT start_price::text FROM lots WHERE lot_id = $1")
-                .bind(lot_id.0)
-                .fetch_one(&mut *connection)
-                .await?;
-        let start = start.parse().unwrap_or_default();
         let text = format!(
             "🔨 New lot: <b>{}</b>\nFrom {} ETH, ends {}.\n{}",
             escape(&lot.title),
-            eth(&start),
+            eth(&lot.start_price),
             opened.ends_at.format("%Y-%m-%d %H:%M UTC"),
             self.link(lot_id)
         );
