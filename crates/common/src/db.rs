@@ -50,3 +50,41 @@ pub async fn ping(pool: PgPool) -> Result<(), String> {
         .map(drop)
         .map_err(|error| error.to_string())
 }
+
+/// A stored value this version cannot read: a status a newer version wrote, an amount out of
+/// range. Never replaced by a default: the operation fails (a 500, logged) instead of silently
+/// changing what money or state it means.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored value {value:?} in column `{column}` cannot be read")]
+pub struct CorruptValue {
+    pub column: &'static str,
+    pub value: String,
+}
+
+/// Parses the text of `column`, or says which value could not be read.
+pub fn parse_column<T: std::str::FromStr>(
+    column: &'static str,
+    raw: &str,
+) -> Result<T, CorruptValue> {
+    raw.parse().map_err(|_| CorruptValue {
+        column,
+        value: raw.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_value_names_its_column_and_is_never_defaulted() {
+        assert_eq!(parse_column::<u8>("attempts", "7"), Ok(7));
+        assert_eq!(
+            parse_column::<u8>("attempts", "many"),
+            Err(CorruptValue {
+                column: "attempts",
+                value: "many".to_owned()
+            })
+        );
+    }
+}

@@ -8,7 +8,10 @@
 //! - [`metrics`] and [`http`]: Prometheus metrics and the request-id/trace/metrics layers that wrap
 //!   every public router.
 //! - [`health`]: readiness made of real dependency checks, plus the draining flag.
-//! - [`server`]: runs the public and admin listeners and the background tasks until shutdown, then
+//! - [`internal`]: service-to-service APIs on their own listener, with per-caller tokens, and the
+//!   client that calls them.
+//! - [`idempotency`]: the `Idempotency-Key` header and stored answers that replay.
+//! - [`server`]: runs the public, internal and admin listeners and the background tasks until shutdown, then
 //!   drains within a deadline.
 //! - [`problem`] and [`extract`]: the one `application/problem+json` error body and the extractors
 //!   that reject bad input with it.
@@ -22,6 +25,8 @@ pub mod db;
 pub mod extract;
 pub mod health;
 pub mod http;
+pub mod idempotency;
+pub mod internal;
 pub mod metrics;
 pub mod problem;
 pub mod server;

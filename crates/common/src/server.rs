@@ -1,6 +1,7 @@
-//! Running a service: the public listener, the admin listener (`/healthz`, `/readyz`, `/metrics`)
-//! and the background tasks, all supervised together until the shutdown future resolves or one of
-//! them stops; then a drain in a fixed order.
+//! Running a service: the public listener, the internal listener (service-to-service APIs, for
+//! the services that have one), the admin listener (`/healthz`, `/readyz`, `/metrics`) and the
+//! background tasks, all supervised together until the shutdown future resolves or one of them
+//! stops; then a drain in a fixed order.
 //!
 //! The caller injects the listeners and the shutdown future: production binds the configured
 //! addresses and passes [`signal`], tests bind port 0 and pass whatever future they control.
@@ -29,27 +30,43 @@ use crate::metrics::Metrics;
 /// service's cancellation token fires; returning earlier counts as a failure and stops the service.
 pub type Task = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
-/// The two bound listeners of a service.
+/// The bound listeners of a service.
 #[derive(Debug)]
 pub struct Listeners {
     pub http: TcpListener,
     pub admin: TcpListener,
+    /// The service-to-service API's listener, for services that serve one.
+    pub internal: Option<TcpListener>,
+}
+
+/// Where each listener of a service binds.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses<'a> {
+    pub http: &'a ListenConfig,
+    pub admin: &'a ListenConfig,
+    pub internal: Option<&'a ListenConfig>,
 }
 
 impl Listeners {
-    pub async fn bind(http: &ListenConfig, admin: &ListenConfig) -> std::io::Result<Self> {
+    pub async fn bind(addresses: Addresses<'_>) -> std::io::Result<Self> {
+        let internal = match addresses.internal {
+            Some(internal) => Some(TcpListener::bind(internal.addr).await?),
+            None => None,
+        };
         Ok(Self {
-            http: TcpListener::bind(http.addr).await?,
-            admin: TcpListener::bind(admin.addr).await?,
+            http: TcpListener::bind(addresses.http.addr).await?,
+            admin: TcpListener::bind(addresses.admin.addr).await?,
+            internal,
         })
     }
 
-    /// Both on an ephemeral loopback port, for tests.
+    /// Each on an ephemeral loopback port, for tests.
     pub async fn ephemeral() -> std::io::Result<Self> {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         Ok(Self {
             http: TcpListener::bind(any).await?,
             admin: TcpListener::bind(any).await?,
+            internal: Some(TcpListener::bind(any).await?),
         })
     }
 
@@ -60,11 +77,19 @@ impl Listeners {
     pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
         self.admin.local_addr()
     }
+
+    pub fn internal_addr(&self) -> std::io::Result<SocketAddr> {
+        match &self.internal {
+            Some(listener) => listener.local_addr(),
+            None => Err(std::io::Error::other("no internal listener")),
+        }
+    }
 }
 
 /// Everything [`run`] needs: the public router and what the admin listener reports.
 pub struct Service {
     router: Router,
+    internal: Option<Router>,
     metrics: Metrics,
     readiness: Readiness,
     cancel: CancellationToken,
@@ -86,6 +111,7 @@ impl Service {
     pub fn new(router: Router, metrics: Metrics, readiness: Readiness) -> Self {
         Self {
             router,
+            internal: None,
             metrics,
             readiness,
             cancel: CancellationToken::new(),
@@ -105,6 +131,12 @@ impl Service {
         task: impl Future<Output = Result<(), BoxError>> + Send + 'static,
     ) -> Self {
         self.tasks.push((name, Box::pin(task)));
+        self
+    }
+
+    /// Serves `router` on the internal listener (service-to-service APIs).
+    pub fn with_internal(mut self, router: Router) -> Self {
+        self.internal = Some(router);
         self
     }
 
@@ -182,26 +214,29 @@ pub async fn signal() {
 /// and run until SIGTERM or ctrl-c.
 pub async fn serve_until_signalled(
     service: Service,
-    http: &ListenConfig,
-    admin: &ListenConfig,
+    addresses: Addresses<'_>,
     shutdown: &ShutdownConfig,
 ) -> Result<(), ServeError> {
-    let listeners = Listeners::bind(http, admin)
+    let listeners = Listeners::bind(addresses)
         .await
         .map_err(|source| ServeError::Listener {
-            listener: "public or admin",
+            listener: "public, internal or admin",
             source,
         })?;
     let (http_addr, admin_addr) = (listeners.http_addr(), listeners.admin_addr());
     if let (Ok(http), Ok(admin)) = (http_addr, admin_addr) {
-        info!(%http, %admin, "listening");
+        match listeners.internal_addr() {
+            Ok(internal) => info!(%http, %internal, %admin, "listening"),
+            Err(_) => info!(%http, %admin, "listening"),
+        }
     }
     run(service, listeners, signal(), shutdown).await
 }
 
 /// Serves until `shutdown` resolves or a task or listener stops, then drains:
 /// 1. readiness turns false (and stays so for `readiness_grace`, so balancers notice);
-/// 2. the public listener stops accepting and in-flight requests get `drain_deadline` to finish;
+/// 2. the public and internal listeners stop accepting and in-flight requests get
+///    `drain_deadline` to finish;
 /// 3. background tasks are cancelled and awaited (same deadline);
 /// 4. the admin listener closes last, so probes see "not ready" until the end.
 pub async fn run(
@@ -212,6 +247,7 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let Service {
         router,
+        internal,
         metrics,
         readiness,
         cancel,
@@ -219,7 +255,7 @@ pub async fn run(
         send_buffer,
     } = service;
     let public = crate::http::instrument(router, metrics.clone());
-    let admin = admin_router(metrics, readiness.clone());
+    let admin = admin_router(metrics.clone(), readiness.clone());
 
     let http_stop = CancellationToken::new();
     let admin_stop = CancellationToken::new();
@@ -237,6 +273,22 @@ pub async fn run(
         .with_graceful_shutdown(http_stop.clone().cancelled_owned())
         .into_future(),
     );
+    // The internal listener drains with the public one; without an internal router it never
+    // starts, and a listener bound for it is dropped (closed) here.
+    let internal_server = match (internal, listeners.internal) {
+        (Some(router), Some(listener)) => {
+            let router = crate::http::instrument(router, metrics.clone());
+            Some(tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(http_stop.clone().cancelled_owned())
+                    .into_future(),
+            ))
+        }
+        _ => None,
+    };
+    let mut internal_done = internal_server.is_none();
+    let mut internal_server =
+        internal_server.unwrap_or_else(|| tokio::spawn(std::future::pending()));
     let mut admin_server = tokio::spawn(
         axum::serve(listeners.admin, admin)
             .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
@@ -256,6 +308,10 @@ pub async fn run(
             http_done = true;
             Some(listener_failure("public", joined))
         }
+        joined = &mut internal_server, if !internal_done => {
+            internal_done = true;
+            Some(listener_failure("internal", joined))
+        }
         joined = &mut admin_server => {
             admin_done = true;
             Some(listener_failure("admin", joined))
@@ -271,13 +327,20 @@ pub async fn run(
     }
 
     http_stop.cancel();
-    if !http_done {
-        match tokio::time::timeout(config.drain_deadline, &mut http).await {
-            Ok(_) => info!("in-flight requests drained"),
-            Err(_) => {
-                warn!(deadline = ?config.drain_deadline, "drain deadline passed; dropping in-flight requests");
-                http.abort();
-            }
+    let drain = async {
+        if !http_done {
+            let _ = (&mut http).await;
+        }
+        if !internal_done {
+            let _ = (&mut internal_server).await;
+        }
+    };
+    match tokio::time::timeout(config.drain_deadline, drain).await {
+        Ok(()) => info!("in-flight requests drained"),
+        Err(_) => {
+            warn!(deadline = ?config.drain_deadline, "drain deadline passed; dropping in-flight requests");
+            http.abort();
+            internal_server.abort();
         }
     }
 
@@ -310,6 +373,7 @@ pub async fn run(
     {
         admin_server.abort();
     }
+    internal_server.abort();
     info!("stopped");
     failure.take().map_or(Ok(()), Err)
 }
@@ -370,4 +434,62 @@ async fn render_metrics(State(metrics): State<Metrics>) -> Response {
         metrics.render(),
     )
         .into_response()
+}
+
+/// A service running on ephemeral loopback ports (tests, tools that embed a service).
+#[derive(Debug)]
+pub struct Running {
+    /// `http://127.0.0.1:<port>` of the public listener.
+    pub base: String,
+    /// The internal listener (served only when the service has an internal router).
+    pub internal: String,
+    pub admin: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Running {
+    /// Binds loopback ports and runs `service` on this runtime until [`Running::stop`].
+    pub async fn start(service: Service, shutdown: ShutdownConfig) -> std::io::Result<Self> {
+        let listeners = Listeners::ephemeral().await?;
+        let url = |addr: SocketAddr| format!("http://{addr}");
+        let (base, internal, admin) = (
+            url(listeners.http_addr()?),
+            url(listeners.internal_addr()?),
+            url(listeners.admin_addr()?),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            run(
+                service,
+                listeners,
+                async { stopped.await.unwrap_or(()) },
+                &shutdown,
+            )
+            .await
+        });
+        Ok(Self {
+            base,
+            internal,
+            admin,
+            stop: Some(stop),
+            done: Some(done),
+        })
+    }
+
+    /// Drains and stops the service; returns how it stopped.
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.done.take() {
+            Some(done) => done.await.unwrap_or_else(|error| {
+                Err(ServeError::TaskStopped {
+                    name: "server",
+                    reason: error.to_string(),
+                })
+            }),
+            None => Ok(()),
+        }
+    }
 }

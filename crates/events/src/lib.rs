@@ -97,6 +97,25 @@ impl Event for AuctionCancelled {
     const VERSION: u16 = 1;
 }
 
+/// `bids`: the seller changed a lot before its first bid. Only what bidders may see: the reserve
+/// itself stays hidden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionUpdated {
+    pub lot_id: LotId,
+    pub title: String,
+    pub start_price: Wei,
+    pub increment: Increment,
+    pub has_reserve: bool,
+    pub buy_now: Option<Wei>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+impl Event for AuctionUpdated {
+    const TYPE: &'static str = "auction.updated";
+    const VERSION: u16 = 1;
+}
+
 /// `bids` recorded a bid (a bidder's own, or one the proxy placed for them), and the lot's state
 /// after it. Carries the lot's sequence number in the envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

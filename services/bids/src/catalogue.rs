@@ -1,12 +1,13 @@
-//! Following `lots`: a lot created there becomes an auction here; changes and cancellations apply
-//! only while nobody has bid.
+//! Following `lots`: a lot created there becomes an auction here. Changes and withdrawals do not
+//! come as events: `lots` asks this engine first ([`crate::changes`]), so that the seller gets the
+//! engine's answer. Older `lot.updated`/`lot.cancelled` events still bound to the queue are
+//! ignored.
 
-use gavel_events::{AuctionCancelled, LotCancelled, LotCreated, LotUpdated};
+use gavel_events::LotCreated;
 use gavel_messaging::{Envelope, Event as _, Handler, HandlerError};
 use sqlx::PgConnection;
-use tracing::warn;
 
-use crate::store;
+use crate::changes::{self, LotDefinition};
 
 #[derive(Debug, Clone, Copy)]
 pub struct LotEvents;
@@ -17,66 +18,10 @@ impl Handler for LotEvents {
         connection: &mut PgConnection,
         event: &Envelope,
     ) -> Result<(), HandlerError> {
-        match event.event_type.as_str() {
-            LotCreated::TYPE => {
-                let lot: LotCreated = event.decode()?;
-                sqlx::query(
-                    "INSERT INTO lots (lot_id, seller, seller_wallet, title, rules, status, starts_at, ends_at)
-                     VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7) ON CONFLICT (lot_id) DO NOTHING",
-                )
-                .bind(lot.lot_id.0)
-                .bind(lot.seller.0)
-                .bind(lot.seller_wallet.to_lowercase_hex())
-                .bind(&lot.title)
-                .bind(sqlx::types::Json(&lot.rules))
-                .bind(lot.rules.starts_at)
-                .bind(lot.rules.ends_at)
-                .execute(connection)
-                .await?;
-            }
-            LotUpdated::TYPE => {
-                let lot: LotUpdated = event.decode()?;
-                let updated = sqlx::query(
-                    "UPDATE lots SET title = $2, rules = $3, starts_at = $4, ends_at = $5
-                     WHERE lot_id = $1 AND bid_count = 0 AND status IN ('scheduled', 'open')",
-                )
-                .bind(lot.lot_id.0)
-                .bind(&lot.title)
-                .bind(sqlx::types::Json(&lot.rules))
-                .bind(lot.rules.starts_at)
-                .bind(lot.rules.ends_at)
-                .execute(connection)
-                .await?;
-                if updated.rows_affected() == 0 {
-                    warn!(lot = %lot.lot_id, "ignored an update of a lot that already has bids or has ended");
-                }
-            }
-            LotCancelled::TYPE => {
-                let lot: LotCancelled = event.decode()?;
-                let seq: Option<i64> = sqlx::query_scalar(
-                    "UPDATE lots SET status = 'cancelled', closed_at = clock_timestamp(), seq = seq + 1
-                     WHERE lot_id = $1 AND bid_count = 0 AND status IN ('scheduled', 'open') RETURNING seq",
-                )
-                .bind(lot.lot_id.0)
-                .fetch_optional(&mut *connection)
-                .await?;
-                match seq {
-                    Some(seq) => {
-                        store::append(
-                            connection,
-                            lot.lot_id,
-                            seq,
-                            &AuctionCancelled { lot_id: lot.lot_id },
-                        )
-                        .await
-                        .map_err(|error| HandlerError::Transient(Box::new(error)))?;
-                    }
-                    None => {
-                        warn!(lot = %lot.lot_id, "ignored the cancellation of a lot that already has bids or has ended")
-                    }
-                }
-            }
-            _ => {}
+        if event.event_type == LotCreated::TYPE {
+            let lot: LotCreated = event.decode()?;
+            // A change that reached the engine first already created the lot with newer rules.
+            changes::insert_if_missing(connection, lot.lot_id, &LotDefinition::from(&lot)).await?;
         }
         Ok(())
     }

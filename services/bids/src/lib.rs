@@ -3,19 +3,26 @@
 //! exactly once, and publishes every change as a numbered `auction.*` event (per-lot log +
 //! outbox).
 //!
-//! Layout: [`rules`] (pure auction rules), [`engine`] (placing a bid), [`schedule`] (opening and
-//! closing), [`releases`] (giving holds back), [`catalogue`] (following `lot.*`), [`store`]
-//! (PostgreSQL), [`wallets`] (client), [`ratelimit`], [`http`].
+//! Layout: [`rules`] (pure auction rules), [`engine`] (placing a bid) and [`answer`] (what the
+//! bidder is told), [`schedule`] (opening and closing), [`changes`] (sellers' changes, asked by
+//! `lots`), [`releases`] (giving holds back), [`repair`] (holds whose bid `wallets` has not seen
+//! recorded), [`catalogue`] (following `lot.created`), [`store`] (PostgreSQL), [`wallets`]
+//! (client), [`ratelimit`], [`http`].
 
+pub mod answer;
 pub mod catalogue;
+pub mod changes;
 pub mod config;
 pub mod engine;
 pub mod http;
 pub mod ratelimit;
 pub mod releases;
+pub mod repair;
 pub mod rules;
 pub mod schedule;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wallets;
 
 use std::sync::Arc;
@@ -81,26 +88,35 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
     let relay = Relay::new(pool.clone(), broker.clone(), RelayMetrics::new(&metrics));
     let consumer = Consumer::new(
         "bids.lot-events",
-        &["lot.created", "lot.updated", "lot.cancelled"],
+        &["lot.created"],
         pool.clone(),
         broker,
         catalogue::LotEvents,
         ConsumerMetrics::new(&metrics),
     );
     let wake = engine.releases.clone();
-    let router = http::router(http::AppState { engine, verifier });
-    let service = Service::new(router, metrics, readiness);
+    let releases = releases::Releases {
+        pool: pool.clone(),
+        wallets: wallets.clone(),
+        config: config.releases.clone(),
+        metrics: releases::ReleaseMetrics::new(&metrics),
+    };
+    let repair = repair::Repair::new(pool.clone(), wallets, config.repair.clone(), &metrics);
+    let state = http::AppState {
+        engine,
+        verifier,
+        callers: config.internal.callers(),
+    };
+    let service = Service::new(http::router(state.clone()), metrics, readiness)
+        .with_internal(http::internal_router(state));
     let cancel = service.cancellation();
-    let engine_config = config.engine.clone();
     Ok(service
         .with_task("outbox-relay", relay.run(cancel.clone()))
         .with_task("lot-events", consumer.run(cancel.clone()))
         .with_task(
             "schedule",
-            schedule::run(pool.clone(), engine_config.tick, cancel.clone()),
+            schedule::run(pool, config.engine.tick, cancel.clone()),
         )
-        .with_task(
-            "releases",
-            releases::run(pool, wallets, wake, engine_config.release_retry, cancel),
-        ))
+        .with_task("releases", releases.run(wake, cancel.clone()))
+        .with_task("repair", repair.run(cancel)))
 }

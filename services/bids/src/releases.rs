@@ -1,72 +1,186 @@
 //! Delivering queued hold releases to `wallets` until it confirms each one.
+//!
+//! A batch is claimed in one short statement (each row's next attempt pushed past a lease, so
+//! another replica does not take it meanwhile); the calls to `wallets` run with no transaction
+//! open. A release that fails is retried with exponential backoff; after `max_attempts` it is
+//! parked with its last error, counted in `gavel_bids_releases_parked`, for an operator. Failing
+//! rows never block the others: a batch takes only the rows that are due.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use gavel_common::BoxError;
-use gavel_types::{BidId, LotId};
+use gavel_common::metrics::Metrics;
+use gavel_types::{BidId, EthAddress, LotId};
+use prometheus::{IntCounter, IntGauge};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{error, warn};
 
+use crate::config::ReleaseConfig;
 use crate::wallets::Wallets;
 
-pub async fn run(
-    pool: PgPool,
-    wallets: Wallets,
-    wake: Arc<Notify>,
-    retry: Duration,
-    cancel: CancellationToken,
-) -> Result<(), BoxError> {
-    loop {
-        if let Err(error) = deliver(&pool, &wallets).await {
-            warn!(error = %gavel_common::error_chain(&error), "releasing holds failed; will retry");
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return Ok(()),
-            () = wake.notified() => {}
-            () = tokio::time::sleep(retry) => {}
-        }
+/// How long a claimed release is reserved for the replica that claimed it.
+const LEASE: Duration = Duration::from_secs(30);
+const BATCH: i64 = 100;
+
+#[derive(Clone, Debug)]
+pub struct ReleaseMetrics {
+    delivered: IntCounter,
+    failed: IntCounter,
+    pending: IntGauge,
+    parked: IntGauge,
+}
+
+impl ReleaseMetrics {
+    pub fn new(metrics: &Metrics) -> Self {
+        let this = Self {
+            delivered: IntCounter::new(
+                "bids_releases_delivered_total",
+                "Hold releases wallets confirmed.",
+            )
+            .expect("static metric definition is valid"),
+            failed: IntCounter::new(
+                "bids_release_failures_total",
+                "Hold release attempts that failed.",
+            )
+            .expect("static metric definition is valid"),
+            pending: IntGauge::new(
+                "bids_releases_pending",
+                "Hold releases waiting to be delivered.",
+            )
+            .expect("static metric definition is valid"),
+            parked: IntGauge::new(
+                "bids_releases_parked",
+                "Hold releases parked after too many failed attempts; an operator must look.",
+            )
+            .expect("static metric definition is valid"),
+        };
+        metrics.register(this.delivered.clone());
+        metrics.register(this.failed.clone());
+        metrics.register(this.pending.clone());
+        metrics.register(this.parked.clone());
+        this
     }
 }
 
-/// Sends one batch; each row is deleted once `wallets` confirmed it. Returns how many went out.
-pub async fn deliver(pool: &PgPool, wallets: &Wallets) -> Result<usize, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let rows: Vec<(i64, String, uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
-        "SELECT id, wallet, lot_id, bid_id FROM pending_releases ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut delivered = 0;
-    for (id, wallet, lot_id, bid_id) in rows {
-        let Ok(wallet) = wallet.parse() else { continue };
-        match wallets
-            .release(
-                wallet,
-                LotId(lot_id),
-                BidId(bid_id),
-                &format!("release-{id}"),
-            )
-            .await
-        {
-            Ok(()) => {
-                sqlx::query("DELETE FROM pending_releases WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                delivered += 1;
+/// The release task's handles.
+#[derive(Clone, Debug)]
+pub struct Releases {
+    pub pool: PgPool,
+    pub wallets: Wallets,
+    pub config: ReleaseConfig,
+    pub metrics: ReleaseMetrics,
+}
+
+impl Releases {
+    pub async fn run(self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<(), BoxError> {
+        loop {
+            match self.deliver().await {
+                // A full batch means more may be due: go again at once.
+                Ok(claimed) if claimed as i64 == BATCH => continue,
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(error = %gavel_common::error_chain(&error), "releasing holds failed; will retry");
+                }
             }
-            Err(error) => {
-                warn!(%error, id, "hold release not delivered; will retry");
-                sqlx::query("UPDATE pending_releases SET attempts = attempts + 1 WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+            if let Err(error) = self.gauge().await {
+                warn!(%error, "cannot count pending releases");
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                () = wake.notified() => {}
+                () = tokio::time::sleep(self.config.retry) => {}
             }
         }
     }
-    tx.commit().await?;
-    Ok(delivered)
+
+    async fn gauge(&self) -> Result<(), sqlx::Error> {
+        let (pending, parked): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE parked_at IS NULL), count(*) FILTER (WHERE parked_at IS NOT NULL)
+             FROM pending_releases",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        self.metrics.pending.set(pending);
+        self.metrics.parked.set(parked);
+        Ok(())
+    }
+
+    /// Claims the releases that are due and sends each; returns how many were claimed.
+    pub async fn deliver(&self) -> Result<usize, sqlx::Error> {
+        let rows: Vec<(i64, String, uuid::Uuid, uuid::Uuid, i32)> = sqlx::query_as(
+            "UPDATE pending_releases SET next_attempt_at = now() + make_interval(secs => $1)
+             WHERE id IN (SELECT id FROM pending_releases
+                          WHERE parked_at IS NULL AND next_attempt_at <= now()
+                          ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING id, wallet, lot_id, bid_id, attempts",
+        )
+        .bind(LEASE.as_secs_f64())
+        .bind(BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        let claimed = rows.len();
+        for (id, wallet, lot_id, bid_id, attempts) in rows {
+            let Ok(wallet) = wallet.parse::<EthAddress>() else {
+                // No retry can make this row deliverable.
+                self.park(id, attempts + 1, &format!("unreadable wallet {wallet:?}"))
+                    .await?;
+                continue;
+            };
+            let sent = self
+                .wallets
+                .release(
+                    wallet,
+                    LotId(lot_id),
+                    BidId(bid_id),
+                    &format!("release-{id}"),
+                )
+                .await;
+            match sent {
+                Ok(()) => {
+                    sqlx::query("DELETE FROM pending_releases WHERE id = $1")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                    self.metrics.delivered.inc();
+                }
+                Err(error) => {
+                    self.metrics.failed.inc();
+                    let reason = gavel_common::error_chain(&error);
+                    if attempts + 1 >= self.config.max_attempts {
+                        self.park(id, attempts + 1, &reason).await?;
+                    } else {
+                        warn!(id, attempt = attempts + 1, error = %reason, "hold release not delivered; will retry");
+                        sqlx::query(
+                            "UPDATE pending_releases SET attempts = $2, last_error = $3,
+                                 next_attempt_at = now() + make_interval(secs => $4)
+                             WHERE id = $1",
+                        )
+                        .bind(id)
+                        .bind(attempts + 1)
+                        .bind(&reason)
+                        .bind(self.config.backoff(attempts).as_secs_f64())
+                        .execute(&self.pool)
+                        .await?;
+                    }
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn park(&self, id: i64, attempts: i32, reason: &str) -> Result<(), sqlx::Error> {
+        error!(id, attempts, error = %reason, "hold release parked; an operator must look");
+        sqlx::query(
+            "UPDATE pending_releases SET attempts = $2, last_error = $3, parked_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(attempts)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

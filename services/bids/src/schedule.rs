@@ -15,7 +15,6 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::engine::closing_event;
 use crate::rules::Status;
 use crate::store::{self, StoreError};
 
@@ -85,16 +84,7 @@ pub async fn close_due(pool: &PgPool) -> Result<usize, StoreError> {
         let Some(mut stored) = store::load(&mut *tx, lot_id, false).await? else {
             continue;
         };
-        stored.lot.status = Status::Closed;
-        stored.seq += 1;
-        let closed = closing_event(lot_id, stored.seller_wallet, &stored.lot);
-        store::append(&mut tx, lot_id, stored.seq, &closed).await?;
-        sqlx::query("UPDATE lots SET outcome = $2 WHERE lot_id = $1")
-            .bind(lot_id.0)
-            .bind(sqlx::types::Json(&closed.outcome))
-            .execute(&mut *tx)
-            .await?;
-        store::save(&mut tx, lot_id, &stored.lot, stored.seq).await?;
+        store::close(&mut tx, lot_id, &mut stored).await?;
     }
     tx.commit().await?;
     if !due.is_empty() {

@@ -2,20 +2,21 @@
 //! copy), bid rows and pending hold releases.
 
 use chrono::{DateTime, Utc};
-use gavel_events::LotRules;
+use gavel_common::db::{CorruptValue, parse_column};
+use gavel_events::{AuctionClosed, LotRules, Outcome};
 use gavel_messaging::outbox::enqueue;
 use gavel_messaging::{Envelope, Event};
 use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
 use sqlx::{PgConnection, PgExecutor};
 
-use crate::rules::{Leader, Lot, Status};
+use crate::rules::{self, Leader, Lot, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database")]
     Database(#[from] sqlx::Error),
-    #[error("stored lot {0} is unreadable")]
-    Corrupt(LotId),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptValue),
     #[error("cannot encode an event")]
     Encode(#[from] serde_json::Error),
 }
@@ -35,6 +36,7 @@ struct LotRow {
     leader_hold_bid: Option<uuid::Uuid>,
     bid_count: i64,
     seq: i64,
+    outcome: Option<sqlx::types::Json<Outcome>>,
     now: DateTime<Utc>,
 }
 
@@ -45,12 +47,16 @@ pub struct Stored {
     pub seller_wallet: EthAddress,
     pub title: String,
     pub seq: i64,
+    /// How the auction ended, once it has.
+    pub outcome: Option<Outcome>,
     /// `clock_timestamp()` when read: the one clock every replica agrees on.
     pub now: DateTime<Utc>,
 }
 
-const SELECT: &str = "SELECT seller, seller_wallet, title, rules, status, ends_at, price::text AS price, leader,
-    leader_wallet, leader_max::text AS leader_max, leader_hold_bid, bid_count, seq, clock_timestamp() AS now
+const SELECT: &str =
+    "SELECT seller, seller_wallet, title, rules, status, ends_at, price::text AS price, leader,
+    leader_wallet, leader_max::text AS leader_max, leader_hold_bid, bid_count, seq, outcome,
+    clock_timestamp() AS now
     FROM lots WHERE lot_id = $1";
 
 /// Reads a lot; with `lock`, takes its row lock for the rest of the transaction, which is what
@@ -72,13 +78,7 @@ pub async fn load<'e>(
     else {
         return Ok(None);
     };
-    let corrupt = || StoreError::Corrupt(lot_id);
-    let status = match row.status.as_str() {
-        "scheduled" => Status::Scheduled,
-        "open" => Status::Open,
-        "closed" => Status::Closed,
-        _ => Status::Cancelled,
-    };
+    let status: Status = parse_column("lots.status", &row.status)?;
     let leader = match (
         row.leader,
         row.leader_wallet,
@@ -87,17 +87,23 @@ pub async fn load<'e>(
     ) {
         (Some(bidder), Some(wallet), Some(max), Some(hold_bid)) => Some(Leader {
             bidder: AccountId(bidder),
-            wallet: wallet.parse().map_err(|_| corrupt())?,
-            max: max.parse().map_err(|_| corrupt())?,
+            wallet: parse_column("lots.leader_wallet", &wallet)?,
+            max: parse_column("lots.leader_max", &max)?,
             hold_bid: BidId(hold_bid),
         }),
-        _ => None,
+        (None, None, None, None) => None,
+        _ => {
+            return Err(CorruptValue {
+                column: "lots.leader",
+                value: format!("a partial leader on lot {lot_id}"),
+            }
+            .into());
+        }
     };
     let price = row
         .price
-        .map(|raw| raw.parse::<Wei>())
-        .transpose()
-        .map_err(|_| corrupt())?;
+        .map(|raw| parse_column::<Wei>("lots.price", &raw))
+        .transpose()?;
     Ok(Some(Stored {
         lot: Lot {
             seller: AccountId(row.seller),
@@ -108,9 +114,10 @@ pub async fn load<'e>(
             ends_at: row.ends_at,
             bid_count: row.bid_count,
         },
-        seller_wallet: row.seller_wallet.parse().map_err(|_| corrupt())?,
+        seller_wallet: parse_column("lots.seller_wallet", &row.seller_wallet)?,
         title: row.title,
         seq: row.seq,
+        outcome: row.outcome.map(|outcome| outcome.0),
         now: row.now,
     }))
 }
@@ -122,12 +129,6 @@ pub async fn save(
     lot: &Lot,
     seq: i64,
 ) -> Result<(), StoreError> {
-    let status = match lot.status {
-        Status::Scheduled => "scheduled",
-        Status::Open => "open",
-        Status::Closed => "closed",
-        Status::Cancelled => "cancelled",
-    };
     sqlx::query(
         "UPDATE lots SET status = $2, ends_at = $3, price = $4::numeric, leader = $5, leader_wallet = $6,
              leader_max = $7::numeric, leader_hold_bid = $8, bid_count = $9, seq = $10,
@@ -135,7 +136,7 @@ pub async fn save(
          WHERE lot_id = $1",
     )
     .bind(lot_id.0)
-    .bind(status)
+    .bind(lot.status.as_str())
     .bind(lot.ends_at)
     .bind(lot.price.map(|price| price.to_string()))
     .bind(lot.leader.map(|leader| leader.bidder.0))
@@ -147,6 +148,35 @@ pub async fn save(
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// Closes the lot now: its outcome decided from its state, the status, the outcome and the
+/// `auction.closed` event written in the caller's transaction (which holds the lot's lock).
+/// Closing on time and closing by buy-now both come through here.
+pub async fn close(
+    connection: &mut PgConnection,
+    lot_id: LotId,
+    stored: &mut Stored,
+) -> Result<AuctionClosed, StoreError> {
+    let outcome = rules::outcome(&stored.lot);
+    stored.lot.status = Status::Closed;
+    stored.seq += 1;
+    let closed = AuctionClosed {
+        lot_id,
+        seller: stored.lot.seller,
+        seller_wallet: stored.seller_wallet,
+        outcome: outcome.clone(),
+        closed_at: stored.now,
+    };
+    append(connection, lot_id, stored.seq, &closed).await?;
+    sqlx::query("UPDATE lots SET outcome = $2 WHERE lot_id = $1")
+        .bind(lot_id.0)
+        .bind(sqlx::types::Json(&outcome))
+        .execute(&mut *connection)
+        .await?;
+    stored.outcome = Some(outcome);
+    save(connection, lot_id, &stored.lot, stored.seq).await?;
+    Ok(closed)
 }
 
 /// Appends event number `seq` to the lot's log and to the outbox, in the caller's transaction.

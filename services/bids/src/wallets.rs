@@ -1,16 +1,16 @@
-//! The client of `wallets`' internal holds API.
+//! The client of `wallets`' internal holds API (on its internal listener).
 
 use std::time::Duration;
 
-use gavel_types::{BidId, EthAddress, LotId, Wei};
+use gavel_common::internal::{CallError, PeerConfig, ServiceClient};
+use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-
-use crate::config::WalletsConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletsError {
     #[error("wallets is unreachable")]
-    Unreachable(#[from] reqwest::Error),
+    Unreachable(#[from] CallError),
     #[error("wallets answered {status}: {body}")]
     Unexpected { status: u16, body: String },
 }
@@ -19,73 +19,82 @@ pub enum WalletsError {
 pub enum Placed {
     Held,
     InsufficientFunds { available: Wei },
+    WalletNotLinked,
+}
+
+/// A hold whose bid `wallets` has not seen recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Unconfirmed {
+    pub wallet: EthAddress,
+    pub lot_id: LotId,
+    pub bid_id: BidId,
+    pub amount: Wei,
+}
+
+/// What the engine found about an unconfirmed hold's bid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Recorded,
+    /// Never recorded and never to be; the wallet's hold goes back to `restore` (the account's
+    /// recorded lead on the lot with this wallet), or is released.
+    Abandoned {
+        restore: Option<Restore>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Restore {
+    pub amount: Wei,
+    pub bid_id: BidId,
 }
 
 #[derive(Clone, Debug)]
 pub struct Wallets {
-    http: reqwest::Client,
-    base: url::Url,
-    token: String,
+    client: ServiceClient,
+}
+
+fn unexpected(status: u16, body: &Value) -> WalletsError {
+    WalletsError::Unexpected {
+        status,
+        body: body.to_string(),
+    }
 }
 
 impl Wallets {
-    pub fn new(config: &WalletsConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(2))
-            .build()?;
+    pub fn new(config: &PeerConfig) -> Result<Self, CallError> {
         Ok(Self {
-            http,
-            base: config.url.clone(),
-            token: config.token.expose().to_owned(),
+            client: ServiceClient::new(config)?,
         })
     }
 
-    async fn call(
-        &self,
-        operation: &str,
-        key: &str,
-        body: Value,
-    ) -> Result<(u16, Value), WalletsError> {
-        let url = format!(
-            "{}/internal/holds/{operation}",
-            self.base.as_str().trim_end_matches('/')
-        );
-        let response = self
-            .http
-            .post(url)
-            .bearer_auth(&self.token)
-            .header("idempotency-key", key)
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        Ok((status, body))
-    }
-
-    /// Holds `amount` on `wallet` for `lot_id`, backing bid `bid_id` (idempotent by bid).
+    /// Holds `amount` on `wallet` for `lot_id`, backing bid `bid_id` of `account` (idempotent by
+    /// bid).
     pub async fn place(
         &self,
+        account: AccountId,
         wallet: EthAddress,
         lot_id: LotId,
         amount: Wei,
         bid_id: BidId,
     ) -> Result<Placed, WalletsError> {
-        let body = json!({"wallet": wallet, "lot_id": lot_id, "amount": amount, "bid_id": bid_id});
-        match self.call("place", &format!("hold-{bid_id}"), body).await? {
+        let body = json!({"account": account, "wallet": wallet, "lot_id": lot_id, "amount": amount, "bid_id": bid_id});
+        let key = format!("hold-{bid_id}");
+        match self
+            .client
+            .post("/internal/holds/place", Some(&key), &body)
+            .await?
+        {
             (200, _) => Ok(Placed::Held),
             (409, body) if body["code"] == "insufficient_funds" => {
                 let available = body["available"]
                     .as_str()
                     .and_then(|raw| raw.parse().ok())
-                    .unwrap_or(Wei::ZERO);
+                    .ok_or_else(|| unexpected(409, &body))?;
                 Ok(Placed::InsufficientFunds { available })
             }
-            (status, body) => Err(WalletsError::Unexpected {
-                status,
-                body: body.to_string(),
-            }),
+            (409, body) if body["code"] == "wallet_not_linked" => Ok(Placed::WalletNotLinked),
+            (status, body) => Err(unexpected(status, &body)),
         }
     }
 
@@ -98,14 +107,49 @@ impl Wallets {
         key: &str,
     ) -> Result<(), WalletsError> {
         let body = json!({"wallet": wallet, "lot_id": lot_id, "bid_id": bid_id});
-        match self.call("release", key, body).await? {
+        match self
+            .client
+            .post("/internal/holds/release", Some(key), &body)
+            .await?
+        {
             // A captured hold means the lot sold to this wallet: nothing for us to release.
             (200, _) => Ok(()),
             (409, body) if body["code"] == "hold_captured" => Ok(()),
-            (status, body) => Err(WalletsError::Unexpected {
-                status,
-                body: body.to_string(),
-            }),
+            (status, body) => Err(unexpected(status, &body)),
+        }
+    }
+
+    /// Holds whose bid has been unconfirmed for longer than `older_than`, oldest first.
+    pub async fn unconfirmed(
+        &self,
+        older_than: Duration,
+        limit: u16,
+    ) -> Result<Vec<Unconfirmed>, WalletsError> {
+        let path = format!(
+            "/internal/holds/unconfirmed?older_than_ms={}&limit={limit}",
+            older_than.as_millis()
+        );
+        match self.client.get(&path).await? {
+            (200, body) => serde_json::from_value(body.clone()).map_err(|_| unexpected(200, &body)),
+            (status, body) => Err(unexpected(status, &body)),
+        }
+    }
+
+    /// Tells `wallets` what became of `hold`'s bid.
+    pub async fn verdict(&self, hold: &Unconfirmed, verdict: Verdict) -> Result<(), WalletsError> {
+        let mut body = serde_json::to_value(verdict).unwrap_or(Value::Null);
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("wallet".into(), json!(hold.wallet));
+            fields.insert("lot_id".into(), json!(hold.lot_id));
+            fields.insert("bid_id".into(), json!(hold.bid_id));
+        }
+        match self
+            .client
+            .post("/internal/holds/verdict", None, &body)
+            .await?
+        {
+            (200, _) => Ok(()),
+            (status, body) => Err(unexpected(status, &body)),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! An engine killed between placing the hold and recording the bid leaves no hold behind, and
+//! An engine killed between placing the hold and recording the bid leaves no hold behind: the
+//! next engine's repair finds the bid was never recorded and has `wallets` release the hold, and
 //! the bidder's retry after the restart goes through normally.
 
 mod common;
@@ -49,7 +50,9 @@ async fn an_engine_killed_between_hold_and_record_leaves_no_orphan_hold() {
         "the request died with the engine"
     );
 
-    // wallets repairs the orphan once its grace has passed; nothing was recorded.
+    // The restarted engine's repair releases the orphan once its grace has passed; nothing was
+    // recorded.
+    let restarted = world.engine().await;
     wait_until_async("the orphan hold to be released", DEADLINE, || async {
         world
             .holds(lot)
@@ -60,8 +63,7 @@ async fn an_engine_killed_between_hold_and_record_leaves_no_orphan_hold() {
     .await;
     assert_eq!(world.scalar::<i64>("SELECT count(*) FROM bids").await, 0);
 
-    // After the restart the bidder retries with the same key: a fresh hold, a recorded bid.
-    let restarted = world.engine().await;
+    // The bidder retries with the same key: a fresh hold, a recorded bid.
     let (status, body, _) = world
         .bid(&restarted, &bidder, lot, "the-bid", 300, None)
         .await;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use gavel_common::auth::AuthConfig;
 use gavel_common::config::{ListenConfig, Secret, ShutdownConfig};
 use gavel_common::db::DatabaseConfig;
+use gavel_common::internal::PeerConfig;
 use gavel_common::telemetry::LogConfig;
 use gavel_messaging::BrokerConfig;
 use serde::Deserialize;
@@ -26,6 +27,27 @@ pub struct Config {
     pub s3: S3Config,
     #[serde(default)]
     pub photos: PhotoLimits,
+    /// The auction engine's internal API, which decides sellers' changes.
+    pub bids: PeerConfig,
+    #[serde(default)]
+    pub changes: ChangesConfig,
+}
+
+/// Settling changes whose answer from the engine was lost.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChangesConfig {
+    /// How often, and after how long, a pending change is asked about again.
+    #[serde(with = "humantime_serde")]
+    pub retry_interval: Duration,
+}
+
+impl Default for ChangesConfig {
+    fn default() -> Self {
+        Self {
+            retry_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 fn default_http() -> ListenConfig {

@@ -57,11 +57,11 @@ pub enum IncrementInput {
 }
 
 /// A validated lot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LotSpec {
     pub title: String,
     pub description: String,
-    pub asset: &'static str,
+    pub asset: String,
     pub rules: LotRules,
 }
 
@@ -97,7 +97,7 @@ impl LotInput {
             return Err(invalid("description", "at most 10,000 characters"));
         }
         let asset = match self.asset.as_str() {
-            "ETH" => "ETH",
+            "ETH" => "ETH".to_owned(),
             other => {
                 return Err(invalid(
                     "asset",

@@ -2,10 +2,12 @@
 //! or withdraw them until the first bid; everyone browses and searches them with their live
 //! state. Every change is published as a `lot.*` event through the outbox.
 //!
-//! Layout: [`domain`] (validating a lot), [`store`] (PostgreSQL), [`photos`] (checking and
+//! Layout: [`domain`] (validating a lot), [`changes`] (sellers' changes, decided by the auction
+//! engine), [`store`] (PostgreSQL), [`photos`] (checking and
 //! cleaning images), [`storage`] (S3), [`summary`] (following `auction.*`), [`http`] (the API and
 //! its OpenAPI document).
 
+pub mod changes;
 pub mod config;
 pub mod domain;
 pub mod http;
@@ -74,8 +76,11 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         summary::AuctionEvents,
         ConsumerMetrics::new(&metrics),
     );
+    let engine = changes::Engine::new(&config.bids)
+        .map_err(|e| StartError::new("configuring the auction engine client", e))?;
     let state = http::AppState {
-        pool,
+        pool: pool.clone(),
+        engine: engine.clone(),
         storage,
         verifier,
         limits: Arc::new(config.photos.clone()),
@@ -84,5 +89,9 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     let cancel = service.cancellation();
     Ok(service
         .with_task("outbox-relay", relay.run(cancel.clone()))
-        .with_task("auction-events", consumer.run(cancel)))
+        .with_task("auction-events", consumer.run(cancel.clone()))
+        .with_task(
+            "pending-changes",
+            changes::run(pool, engine, config.changes.retry_interval, cancel),
+        ))
 }

@@ -7,6 +7,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor, PgPool, QueryBuilder};
 use utoipa::ToSchema;
 
+use gavel_common::db::{CorruptValue, parse_column};
+
 use crate::domain::LotSpec;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,25 +36,48 @@ pub struct LotRow {
     pub reserve_met: Option<bool>,
     pub outcome: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// A seller's change waits for the auction engine's answer.
+    pub pending: bool,
 }
 
 const COLUMNS: &str = "id, seller, seller_wallet, title, description, asset, start_price::text AS start_price, increment,
     reserve::text AS reserve, buy_now::text AS buy_now, starts_at, ends_at, latest_end, snipe_window_secs, extension_secs,
-    status, first_bid_at, price::text AS price, bid_count, current_end, reserve_met, outcome, created_at";
+    status, first_bid_at, price::text AS price, bid_count, current_end, reserve_met, outcome, created_at,
+    pending_change IS NOT NULL AS pending";
 
 impl LotRow {
-    pub fn rules(&self) -> LotRules {
-        LotRules {
-            start_price: self.start_price.parse().unwrap_or(Wei::ZERO),
+    /// The rules as stored; a value this version cannot read is an error, never a default.
+    pub fn rules(&self) -> Result<LotRules, CorruptValue> {
+        let wei = |column, raw: &str| parse_column::<Wei>(column, raw);
+        let seconds = |column, value: i32| {
+            u32::try_from(value).map_err(|_| CorruptValue {
+                column,
+                value: value.to_string(),
+            })
+        };
+        Ok(LotRules {
+            start_price: wei("lots.start_price", &self.start_price)?,
             increment: self.increment.0,
-            reserve: self.reserve.as_deref().and_then(|raw| raw.parse().ok()),
-            buy_now: self.buy_now.as_deref().and_then(|raw| raw.parse().ok()),
+            reserve: self
+                .reserve
+                .as_deref()
+                .map(|raw| wei("lots.reserve", raw))
+                .transpose()?,
+            buy_now: self
+                .buy_now
+                .as_deref()
+                .map(|raw| wei("lots.buy_now", raw))
+                .transpose()?,
             starts_at: self.starts_at,
             ends_at: self.ends_at,
             latest_end: self.latest_end,
-            snipe_window_secs: u32::try_from(self.snipe_window_secs).unwrap_or(0),
-            extension_secs: u32::try_from(self.extension_secs).unwrap_or(0),
-        }
+            snipe_window_secs: seconds("lots.snipe_window_secs", self.snipe_window_secs)?,
+            extension_secs: seconds("lots.extension_secs", self.extension_secs)?,
+        })
+    }
+
+    pub fn seller_wallet(&self) -> Result<EthAddress, CorruptValue> {
+        parse_column("lots.seller_wallet", &self.seller_wallet)
     }
 }
 
@@ -74,7 +99,7 @@ pub async fn insert(
     .bind(wallet.to_lowercase_hex())
     .bind(&spec.title)
     .bind(&spec.description)
-    .bind(spec.asset)
+    .bind(&spec.asset)
     .bind(rules.start_price.to_string())
     .bind(sqlx::types::Json(rules.increment))
     .bind(rules.reserve.map(|wei| wei.to_string()))

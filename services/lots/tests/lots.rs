@@ -281,7 +281,10 @@ async fn only_the_seller_changes_a_lot_and_only_before_the_first_bid() {
 async fn the_live_summary_follows_auction_events_in_sequence_order() {
     let app = spawn(PhotoLimits::default()).await;
     let alice = seller();
-    let (_, lot) = app.create(&alice, lot_body()).await;
+    // Starting later, so that the real engine stays quiet and these events are the only ones.
+    let mut later = lot_body();
+    later["starts_at"] = json!(chrono::Utc::now() + chrono::Duration::minutes(30));
+    let (_, lot) = app.create(&alice, later).await;
     let id = lot["id"].as_str().expect("id").to_owned();
 
     common::auction_event(&app, &id, 1, "auction.opened", json!({})).await;

@@ -25,6 +25,9 @@ async fn the_binary_starts_reports_ready_and_stops_on_sigterm() {
         ("GAVEL_S3__ACCESS_KEY_ID", "gavel".to_owned()),
         ("GAVEL_S3__SECRET_ACCESS_KEY", "gavel-secret".to_owned()),
         ("GAVEL_S3__CREATE_BUCKET", "true".to_owned()),
+        // Asked only when a seller changes a lot.
+        ("GAVEL_BIDS__URL", "http://127.0.0.1:1".to_owned()),
+        ("GAVEL_BIDS__TOKEN", "unused".to_owned()),
     ];
     assert_lifecycle(env!("CARGO_BIN_EXE_gavel-lots"), "lots", &env).await;
 }

@@ -7,8 +7,11 @@ async fn main() -> anyhow::Result<()> {
     let service = gavel_notifier::build(&config).await?;
     gavel_common::server::serve_until_signalled(
         service,
-        &config.http,
-        &config.admin,
+        gavel_common::server::Addresses {
+            http: &config.http,
+            admin: &config.admin,
+            internal: None,
+        },
         &config.shutdown,
     )
     .await?;

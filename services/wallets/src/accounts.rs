@@ -21,6 +21,8 @@ pub enum UnlinkError {
     HasHolds,
     #[error("database")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 /// The account that owns `wallet`, creating both on first sign-in. Concurrent first sign-ins of
@@ -74,15 +76,13 @@ pub async fn wallets(pool: &PgPool, account: AccountId) -> Result<Vec<LinkedWall
     .bind(account.0)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(address, linked_at)| {
-            Some(LinkedWallet {
-                address: address.parse().ok()?,
-                linked_at,
-            })
+    rows.into_iter()
+        .map(|(address, linked_at)| {
+            let address = gavel_common::db::parse_column("wallets.address", &address)
+                .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+            Ok(LinkedWallet { address, linked_at })
         })
-        .collect())
+        .collect()
 }
 
 /// Links `wallet` to `account`; linking a wallet the account already has succeeds.

@@ -19,6 +19,8 @@ pub enum ChainError {
     Rpc(#[from] alloy::transports::TransportError),
     #[error("the balance cache failed")]
     Cache(#[from] redis::RedisError),
+    #[error("the node does not know block {0}, which mined a transaction it reported")]
+    MissingBlock(u64),
 }
 
 /// A balance as of a block.
@@ -51,6 +53,11 @@ pub enum PaymentCheck {
     },
     #[error("the transaction pays {actual} wei, the price is {expected} wei")]
     AmountTooLow { expected: Wei, actual: Wei },
+    #[error("the transaction was mined at {mined_at}, before the auction closed at {closed_at}")]
+    BeforeClose {
+        mined_at: chrono::DateTime<chrono::Utc>,
+        closed_at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl PaymentCheck {
@@ -63,6 +70,7 @@ impl PaymentCheck {
             Self::WrongSender { .. } => "wrong_sender",
             Self::WrongRecipient { .. } => "wrong_recipient",
             Self::AmountTooLow { .. } => "amount_too_low",
+            Self::BeforeClose { .. } => "transaction_before_close",
         }
     }
 }
@@ -73,6 +81,9 @@ pub struct Expected {
     pub from: EthAddress,
     pub to: EthAddress,
     pub at_least: Wei,
+    /// The auction's close: a transfer mined before it (made in advance, or for something else)
+    /// does not pay for the lot. Block times have whole seconds, so the close's second counts.
+    pub mined_from: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Clone, Debug)]
@@ -174,6 +185,21 @@ impl Chain {
         }
         if !receipt.status() {
             return Ok(Err(PaymentCheck::Failed));
+        }
+        let block = self
+            .provider
+            .get_block_by_number(mined_in.into())
+            .await?
+            .ok_or(ChainError::MissingBlock(mined_in))?;
+        let mined_at = i64::try_from(block.header.timestamp)
+            .ok()
+            .and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0))
+            .ok_or(ChainError::MissingBlock(mined_in))?;
+        if mined_at.timestamp() < expected.mined_from.timestamp() {
+            return Ok(Err(PaymentCheck::BeforeClose {
+                mined_at,
+                closed_at: expected.mined_from,
+            }));
         }
         let latest = self.provider.get_block_number().await?;
         let confirmations = latest.saturating_sub(mined_in) + 1;

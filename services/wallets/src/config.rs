@@ -1,11 +1,11 @@
 //! The configuration of `wallets`. See `docs/configuration.md` for every key.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gavel_common::cache::RedisConfig;
 use gavel_common::config::{ListenConfig, Secret, SecretUrl, ShutdownConfig};
 use gavel_common::db::DatabaseConfig;
+use gavel_common::internal::InternalConfig;
 use gavel_common::telemetry::LogConfig;
 use gavel_messaging::BrokerConfig;
 use serde::Deserialize;
@@ -27,7 +27,7 @@ pub struct Config {
     pub chain: ChainConfig,
     pub sign_in: SignInConfig,
     pub tokens: TokenConfig,
-    #[serde(default)]
+    #[serde(default = "default_internal")]
     pub internal: InternalConfig,
     #[serde(default)]
     pub settlement: SettlementConfig,
@@ -39,6 +39,11 @@ fn default_http() -> ListenConfig {
 
 fn default_admin() -> ListenConfig {
     ListenConfig::all_interfaces(9083)
+}
+
+/// The internal holds API's listener; callers (`internal.tokens.bids`) are configured.
+fn default_internal() -> InternalConfig {
+    InternalConfig::on_port(8183)
 }
 
 /// The Ethereum node balances and payments are read from.
@@ -116,24 +121,13 @@ fn default_audience() -> String {
     "gavel".to_owned()
 }
 
-/// Callers of the internal holds API, by name, with the bearer token each presents.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InternalConfig {
-    #[serde(default)]
-    pub tokens: BTreeMap<String, Secret>,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SettlementConfig {
     /// How long a winner has to pay once the auction closes.
     #[serde(with = "humantime_serde")]
     pub payment_window: Duration,
-    /// How long a hold may wait for its bid to be recorded before it is considered orphaned.
-    #[serde(with = "humantime_serde")]
-    pub orphan_grace: Duration,
-    /// How often the reconciliation and payment-deadline sweeps run.
+    /// How often the payment-deadline sweep runs.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
 }
@@ -142,7 +136,6 @@ impl Default for SettlementConfig {
     fn default() -> Self {
         Self {
             payment_window: Duration::from_secs(24 * 3600),
-            orphan_grace: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(5),
         }
     }

@@ -74,7 +74,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         issuer: Arc::new(issuer),
         verifier,
         chain: chain.clone(),
-        internal_tokens: Arc::new(config.internal.tokens.clone()),
+        callers: config.internal.callers(),
     };
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
@@ -93,7 +93,8 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         },
         ConsumerMetrics::new(&metrics),
     );
-    let service = Service::new(http::router(state), metrics, readiness);
+    let service = Service::new(http::router(state.clone()), metrics, readiness)
+        .with_internal(http::internal_router(state));
     let cancel = service.cancellation();
     let settlement = config.settlement.clone();
     Ok(service
@@ -101,11 +102,6 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         .with_task("auction-events", consumer.run(cancel.clone()))
         .with_task(
             "sweeps",
-            settlement::sweep(
-                pool,
-                settlement.sweep_interval,
-                settlement.orphan_grace,
-                cancel,
-            ),
+            settlement::sweep(pool, settlement.sweep_interval, cancel),
         ))
 }

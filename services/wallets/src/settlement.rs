@@ -6,23 +6,26 @@
 //! - The winner submits the payment's transaction hash; once the chain shows a confirmed,
 //!   successful transfer of at least the price from the winner to the seller, the payment is
 //!   confirmed (`payment.confirmed`) and the capture settled.
-//! - Sweeps, safe to run in every replica: payments past their deadline default
-//!   (`payment.defaulted`, capture released); holds whose bid was never recorded within the grace
-//!   period go back to their last recorded state, or are released.
+//! - A sweep, safe to run in every replica: payments past their deadline default
+//!   (`payment.defaulted`, capture released).
+//!
+//! Holds whose bid was never confirmed are not repaired here by guesswork: `bids` decides
+//! (see [`crate::ledger::repair`]).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use gavel_common::BoxError;
+use gavel_common::db::{CorruptValue, parse_column};
 use gavel_events::{AuctionClosed, BidAccepted, Outcome, PaymentConfirmed, PaymentDefaulted};
 use gavel_messaging::outbox::enqueue;
 use gavel_messaging::{Envelope, Event as _, Handler, HandlerError};
 use gavel_types::{AccountId, EthAddress, LotId, Wei};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, warn};
 
-use crate::ledger::{self, parse_wei};
+use crate::ledger::{self, LedgerError};
 
 /// Consumes `auction.*` events into the ledger.
 #[derive(Debug, Clone)]
@@ -55,27 +58,13 @@ async fn bid_recorded(connection: &mut PgConnection, bid: &BidAccepted) -> Resul
         .bind(bid.bid_id.0)
         .execute(&mut *connection)
         .await?;
-    let wallet = bid.wallet.to_lowercase_hex();
-    // The hold still backs this bid: it is now recorded.
+    // If the hold still backs this bid, it is now recorded.
     sqlx::query(
-        "UPDATE holds SET bid_recorded = true, previous_amount = NULL, previous_bid_id = NULL
-         WHERE wallet = $1 AND lot_id = $2 AND bid_id = $3",
+        "UPDATE holds SET bid_recorded = true WHERE wallet = $1 AND lot_id = $2 AND bid_id = $3",
     )
-    .bind(&wallet)
+    .bind(bid.wallet.to_lowercase_hex())
     .bind(bid.lot_id.0)
     .bind(bid.bid_id.0)
-    .execute(&mut *connection)
-    .await?;
-    // A later, still unrecorded raise backs another bid: this one becomes its fallback.
-    sqlx::query(
-        "UPDATE holds SET previous_amount = $4::numeric, previous_bid_id = $3
-         WHERE wallet = $1 AND lot_id = $2 AND bid_id <> $3 AND status = 'active' AND NOT bid_recorded
-           AND (previous_amount IS NULL OR previous_amount < $4::numeric)",
-    )
-    .bind(&wallet)
-    .bind(bid.lot_id.0)
-    .bind(bid.bid_id.0)
-    .bind(bid.held.to_string())
     .execute(connection)
     .await?;
     Ok(())
@@ -86,6 +75,13 @@ async fn auction_closed(
     closed: &AuctionClosed,
     deadline: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
+    let hold_error = |error: LedgerError| match error {
+        LedgerError::Database(error) => HandlerError::from(error),
+        // A stored value this version cannot read will not read better on a retry: park the
+        // event where an operator sees it.
+        LedgerError::Corrupt(error) => HandlerError::Permanent(Box::new(error)),
+        other => HandlerError::Transient(Box::new(other)),
+    };
     let winner_wallet = match &closed.outcome {
         Outcome::Sold {
             winner,
@@ -101,20 +97,22 @@ async fn auction_closed(
                 *price,
                 Some(deadline),
             )
-            .await?
+            .await
+            .map_err(hold_error)?
             {
                 Ok(_) => {}
                 Err(refusal) => {
-                    // The engine only lets funded bids win, so this is a bug worth an alert, but
-                    // the sale stands: record the capture the price requires.
-                    warn!(lot = %closed.lot_id, code = refusal.code(), "winner's hold could not be captured as is");
+                    // The engine only lets funded bids win and holds follow the leader's wallet,
+                    // so this is a bug worth an alert; but the sale stands: record the capture
+                    // the price requires.
+                    error!(lot = %closed.lot_id, code = refusal.code(), "winner's hold could not be captured as is");
                     force_capture(connection, *winner_wallet, closed.lot_id, *price, deadline)
                         .await?;
                 }
             }
             sqlx::query(
-                "INSERT INTO payments (lot_id, winner, winner_wallet, seller_wallet, amount, deadline, status)
-                 VALUES ($1, $2, $3, $4, $5::numeric, $6, 'awaiting') ON CONFLICT (lot_id) DO NOTHING",
+                "INSERT INTO payments (lot_id, winner, winner_wallet, seller_wallet, amount, deadline, status, closed_at)
+                 VALUES ($1, $2, $3, $4, $5::numeric, $6, 'awaiting', $7) ON CONFLICT (lot_id) DO NOTHING",
             )
             .bind(closed.lot_id.0)
             .bind(winner.0)
@@ -122,6 +120,7 @@ async fn auction_closed(
             .bind(closed.seller_wallet.to_lowercase_hex())
             .bind(price.to_string())
             .bind(deadline)
+            .bind(closed.closed_at)
             .execute(&mut *connection)
             .await?;
             Some(winner_wallet.to_lowercase_hex())
@@ -170,8 +169,41 @@ pub struct Payment {
     pub seller_wallet: EthAddress,
     pub amount: Wei,
     pub deadline: DateTime<Utc>,
-    pub status: String,
+    pub status: PaymentStatus,
     pub tx_hash: Option<String>,
+    /// When the auction closed: only a transaction mined at or after it pays for the lot.
+    pub closed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Awaiting,
+    Confirmed,
+    Defaulted,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Awaiting => "awaiting",
+            Self::Confirmed => "confirmed",
+            Self::Defaulted => "defaulted",
+        }
+    }
+}
+
+impl std::str::FromStr for PaymentStatus {
+    type Err = ();
+
+    fn from_str(raw: &str) -> Result<Self, ()> {
+        match raw {
+            "awaiting" => Ok(Self::Awaiting),
+            "confirmed" => Ok(Self::Confirmed),
+            "defaulted" => Ok(Self::Defaulted),
+            _ => Err(()),
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -183,27 +215,36 @@ struct PaymentRow {
     deadline: DateTime<Utc>,
     status: String,
     tx_hash: Option<String>,
+    closed_at: DateTime<Utc>,
 }
 
-pub async fn payment(pool: &PgPool, lot_id: LotId) -> Result<Option<Payment>, sqlx::Error> {
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentReadError {
+    #[error(transparent)]
+    Corrupt(#[from] CorruptValue),
+    #[error("database")]
+    Database(#[from] sqlx::Error),
+}
+
+pub async fn payment(pool: &PgPool, lot_id: LotId) -> Result<Option<Payment>, PaymentReadError> {
     let row: Option<PaymentRow> = sqlx::query_as(
-        "SELECT winner, winner_wallet, seller_wallet, amount::text AS amount, deadline, status, tx_hash
+        "SELECT winner, winner_wallet, seller_wallet, amount::text AS amount, deadline, status, tx_hash, closed_at
          FROM payments WHERE lot_id = $1",
     )
     .bind(lot_id.0)
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|row| {
-        Some(Payment {
-            lot_id,
-            winner: AccountId(row.winner),
-            winner_wallet: row.winner_wallet.parse().ok()?,
-            seller_wallet: row.seller_wallet.parse().ok()?,
-            amount: parse_wei(&row.amount),
-            deadline: row.deadline,
-            status: row.status,
-            tx_hash: row.tx_hash,
-        })
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(Payment {
+        lot_id,
+        winner: AccountId(row.winner),
+        winner_wallet: parse_column("payments.winner_wallet", &row.winner_wallet)?,
+        seller_wallet: parse_column("payments.seller_wallet", &row.seller_wallet)?,
+        amount: parse_column("payments.amount", &row.amount)?,
+        deadline: row.deadline,
+        status: parse_column("payments.status", &row.status)?,
+        tx_hash: row.tx_hash,
+        closed_at: row.closed_at,
     }))
 }
 
@@ -211,6 +252,8 @@ pub async fn payment(pool: &PgPool, lot_id: LotId) -> Result<Option<Payment>, sq
 pub enum ConfirmError {
     #[error("the payment is no longer awaiting (it is {0})")]
     NotAwaiting(String),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptValue),
     #[error("this transaction already settled another payment")]
     TransactionUsed,
     #[error("database")]
@@ -276,6 +319,9 @@ pub async fn default_overdue(pool: &PgPool) -> Result<u64, ConfirmError> {
     .fetch_all(&mut *tx)
     .await?;
     for (lot_id, winner, winner_wallet, amount, deadline) in &due {
+        // Read before anything changes: an unreadable row stops the sweep, loudly, untouched.
+        let wallet: EthAddress = parse_column("payments.winner_wallet", winner_wallet)?;
+        let amount: Wei = parse_column("payments.amount", amount)?;
         sqlx::query(
             "UPDATE payments SET status = 'defaulted', settled_at = now() WHERE lot_id = $1",
         )
@@ -287,14 +333,11 @@ pub async fn default_overdue(pool: &PgPool) -> Result<u64, ConfirmError> {
             .bind(lot_id)
             .execute(&mut *tx)
             .await?;
-        let Ok(wallet) = winner_wallet.parse() else {
-            continue;
-        };
         let event = PaymentDefaulted {
             lot_id: LotId(*lot_id),
             winner: AccountId(*winner),
             winner_wallet: wallet,
-            amount: parse_wei(amount),
+            amount,
             deadline: *deadline,
         };
         enqueue(&mut tx, &Envelope::new(lot_id.to_string(), None, &event)?).await?;
@@ -303,73 +346,10 @@ pub async fn default_overdue(pool: &PgPool) -> Result<u64, ConfirmError> {
     Ok(due.len() as u64)
 }
 
-/// Repairs holds whose bid was never recorded within `grace`: back to the last recorded state if
-/// there is one, released otherwise. Returns how many holds it repaired.
-///
-/// Each repair takes the wallet's ledger lock first, like every other change to a wallet's holds
-/// (the same lock order, so no deadlock), and re-checks the hold under it: a replica that lost the
-/// race, or a bid recorded meanwhile, finds nothing to do.
-pub async fn release_orphans(pool: &PgPool, grace: Duration) -> Result<u64, sqlx::Error> {
-    let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::minutes(1));
-    let cutoff = Utc::now() - grace;
-    let candidates: Vec<(String, uuid::Uuid)> = sqlx::query_as(
-        "SELECT wallet, lot_id FROM holds WHERE status = 'active' AND NOT bid_recorded AND updated_at < $1
-         ORDER BY updated_at LIMIT 100",
-    )
-    .bind(cutoff)
-    .fetch_all(pool)
-    .await?;
-    let mut repaired = 0;
-    for (wallet, lot_id) in candidates {
-        let Ok(address) = wallet.parse::<EthAddress>() else {
-            continue;
-        };
-        let mut tx = pool.begin().await?;
-        ledger::lock_wallet(&mut tx, address).await?;
-        // Under the wallet lock the hold's bid cannot change: this is the orphan's bid.
-        let orphan_bid: Option<uuid::Uuid> =
-            sqlx::query_scalar("SELECT bid_id FROM holds WHERE wallet = $1 AND lot_id = $2")
-                .bind(&wallet)
-                .bind(lot_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        let done = sqlx::query(
-            "UPDATE holds SET
-                 status = CASE WHEN previous_amount IS NULL THEN 'released' ELSE 'active' END,
-                 amount = COALESCE(previous_amount, amount),
-                 bid_id = CASE WHEN previous_amount IS NULL THEN bid_id ELSE previous_bid_id END,
-                 bid_recorded = previous_amount IS NOT NULL,
-                 previous_amount = NULL, previous_bid_id = NULL, updated_at = now()
-             WHERE wallet = $1 AND lot_id = $2 AND status = 'active' AND NOT bid_recorded AND updated_at < $3
-               AND NOT EXISTS (SELECT 1 FROM recorded_bids r WHERE r.bid_id = holds.bid_id)",
-        )
-        .bind(&wallet)
-        .bind(lot_id)
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 1 {
-            // Forget the placement of the orphaned bid: if `bids` retries it, the hold is placed
-            // afresh instead of the stale "held" answer being replayed.
-            sqlx::query("DELETE FROM hold_requests WHERE operation = 'place' AND bid_id = $1")
-                .bind(orphan_bid)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        if done.rows_affected() == 1 {
-            repaired += 1;
-            info!(%wallet, %lot_id, "repaired a hold whose bid was never recorded");
-        }
-    }
-    Ok(repaired)
-}
-
-/// The periodic sweeps, until cancelled.
+/// The periodic sweep, until cancelled.
 pub async fn sweep(
     pool: PgPool,
     interval: Duration,
-    grace: Duration,
     cancel: CancellationToken,
 ) -> Result<(), BoxError> {
     let mut ticker = tokio::time::interval(interval);
@@ -378,9 +358,6 @@ pub async fn sweep(
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
             _ = ticker.tick() => {}
-        }
-        if let Err(error) = release_orphans(&pool, grace).await {
-            warn!(%error, "orphan sweep failed; will retry");
         }
         if let Err(error) = default_overdue(&pool).await {
             warn!(error = %gavel_common::error_chain(&error), "payment deadline sweep failed; will retry");

@@ -8,20 +8,16 @@ use std::time::Duration;
 use gavel_common::cache::RedisConfig;
 use gavel_common::config::{ListenConfig, Secret, SecretUrl, ShutdownConfig};
 use gavel_common::db::DatabaseConfig;
-use gavel_common::server::{Listeners, run};
 use gavel_messaging::BrokerConfig;
-use tokio::sync::oneshot;
 
-use crate::config::{
-    ChainConfig, Config, InternalConfig, SettlementConfig, SignInConfig, TokenConfig,
-};
+use crate::config::{ChainConfig, Config, SettlementConfig, SignInConfig, TokenConfig};
+use gavel_common::internal::InternalConfig;
 
 /// What a test chooses about the instance.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub confirmations: u64,
     pub balance_cache_ttl: Duration,
-    pub orphan_grace: Duration,
     pub payment_window: Duration,
     /// The bearer token of the internal caller `bids`.
     pub bids_token: String,
@@ -73,66 +69,25 @@ pub fn config(
             audience: "gavel".to_owned(),
         },
         internal: InternalConfig {
+            addr: ([127, 0, 0, 1], 0).into(),
             tokens: BTreeMap::from([("bids".to_owned(), Secret::new(options.bids_token.clone()))]),
         },
         settlement: SettlementConfig {
             payment_window: options.payment_window,
-            orphan_grace: options.orphan_grace,
             sweep_interval: Duration::from_millis(50),
         },
     }
 }
 
 /// A running instance; `stop` drains it.
-#[derive(Debug)]
-pub struct Running {
-    pub base: String,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Running {
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(done) = self.done.take() {
-            let _ = done.await;
-        }
-    }
-}
+pub type Running = gavel_common::server::Running;
 
 /// Builds and serves `config` on ephemeral loopback ports.
 pub async fn serve(config: &Config) -> Running {
     let service = crate::build(config)
         .await
         .unwrap_or_else(|error| panic!("wallets does not build: {error:?}"));
-    let listeners = Listeners::ephemeral()
+    Running::start(service, config.shutdown.clone())
         .await
-        .unwrap_or_else(|error| panic!("cannot bind: {error}"));
-    let base = format!(
-        "http://{}",
-        listeners
-            .http_addr()
-            .unwrap_or_else(|error| panic!("unbound: {error}"))
-    );
-    let (stop, stopped) = oneshot::channel::<()>();
-    let shutdown = config.shutdown.clone();
-    let done = tokio::spawn(async move {
-        if let Err(error) = run(
-            service,
-            listeners,
-            async { stopped.await.unwrap_or(()) },
-            &shutdown,
-        )
-        .await
-        {
-            panic!("wallets did not stop cleanly: {error}");
-        }
-    });
-    Running {
-        base,
-        stop: Some(stop),
-        done: Some(done),
-    }
+        .unwrap_or_else(|error| panic!("cannot bind: {error}"))
 }

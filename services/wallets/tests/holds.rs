@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use alloy::primitives::U256;
 use common::{Options, funded_wallet, publish, spawn, spawn_with, wait_for_sql};
@@ -235,7 +234,7 @@ async fn internal_calls_need_a_service_token_and_an_idempotency_key() {
     let body = json!({"wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "lot_id": LotId::new(), "amount": "1", "bid_id": BidId::new()});
     let anonymous = app
         .client
-        .post(app.url("/internal/holds/place"))
+        .post(format!("{}/internal/holds/place", app.internal))
         .header("idempotency-key", "k")
         .json(&body)
         .send()
@@ -244,7 +243,7 @@ async fn internal_calls_need_a_service_token_and_an_idempotency_key() {
     assert_eq!(anonymous.status(), 401);
     let no_key = app
         .client
-        .post(app.url("/internal/holds/place"))
+        .post(format!("{}/internal/holds/place", app.internal))
         .bearer_auth(common::BIDS_TOKEN)
         .json(&body)
         .send()
@@ -281,16 +280,13 @@ async fn internal_calls_need_a_service_token_and_an_idempotency_key() {
 }
 
 #[tokio::test]
-async fn reconciliation_frees_orphan_holds_and_leaves_recorded_ones_alone() {
-    let app = spawn_with(Options {
-        orphan_grace: Duration::from_millis(300),
-        ..Options::default()
-    })
-    .await;
+async fn unconfirmed_holds_wait_for_the_engines_verdict_and_nothing_else() {
+    let app = spawn_with(Options::default()).await;
     let signer = funded_wallet(&app.chain, &(100 * ETHER).to_string()).await;
     let wallet: EthAddress = signer.address().to_checksum(None).parse().expect("address");
     let (orphan_lot, live_lot, raised_lot) = (LotId::new(), LotId::new(), LotId::new());
-    let (live_bid, raised_bid, unrecorded_raise) = (BidId::new(), BidId::new(), BidId::new());
+    let (orphan_bid, live_bid, raised_bid, unrecorded_raise) =
+        (BidId::new(), BidId::new(), BidId::new(), BidId::new());
 
     // `bids` records these two bids; their events arrive through RabbitMQ.
     for (lot_id, bid_id, amount) in [
@@ -330,43 +326,139 @@ async fn reconciliation_frees_orphan_holds_and_leaves_recorded_ones_alone() {
         let body =
             json!({"wallet": wallet, "lot_id": lot, "amount": amount.to_string(), "bid_id": bid});
         let app = &app;
+        async move { app.hold("place", key, body).await }
+    };
+    for (key, lot, bid, amount) in [
+        ("orphan", orphan_lot, orphan_bid, 10 * ETHER), // a crash: its bid never recorded
+        ("live", live_lot, live_bid, 5 * ETHER),
+        ("raised", raised_lot, raised_bid, 2 * ETHER),
+        ("raise", raised_lot, unrecorded_raise, 3 * ETHER), // a crash after the raise
+    ] {
+        let (status, body, _) = place(key, lot, bid, amount).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // The ledger lists what it cannot confirm, and releases none of it on its own.
+    let unconfirmed: Vec<Value> = app
+        .client
+        .get(format!(
+            "{}/internal/holds/unconfirmed?older_than_ms=0",
+            app.internal
+        ))
+        .bearer_auth(common::BIDS_TOKEN)
+        .send()
+        .await
+        .expect("served")
+        .json()
+        .await
+        .expect("json");
+    let mut bids: Vec<&str> = unconfirmed
+        .iter()
+        .map(|hold| hold["bid_id"].as_str().expect("bid"))
+        .collect();
+    bids.sort_unstable();
+    let mut expected = vec![orphan_bid.to_string(), unrecorded_raise.to_string()];
+    expected.sort();
+    assert_eq!(bids, expected);
+
+    let verdict = |bid: BidId, lot: LotId, verdict: Value| {
+        let app = &app;
         async move {
-            let (status, body, _) = app.hold("place", key, body).await;
-            assert_eq!(status, 200, "{body}");
+            let mut body = json!({"wallet": wallet, "lot_id": lot, "bid_id": bid});
+            if let (Some(body), Some(verdict)) = (body.as_object_mut(), verdict.as_object()) {
+                body.extend(verdict.clone());
+            }
+            let response = app
+                .client
+                .post(format!("{}/internal/holds/verdict", app.internal))
+                .bearer_auth(common::BIDS_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("served");
+            assert_eq!(response.status(), 200);
+            let answer: Value = response.json().await.expect("json");
+            answer["applied"].as_str().unwrap_or_default().to_owned()
         }
     };
-    place("orphan", orphan_lot, BidId::new(), 10 * ETHER).await; // a crash: its bid never recorded
-    place("live", live_lot, live_bid, 5 * ETHER).await;
-    place("raised", raised_lot, raised_bid, 2 * ETHER).await;
-    place("raise", raised_lot, unrecorded_raise, 3 * ETHER).await; // a crash after the raise
+    assert_eq!(
+        verdict(orphan_bid, orphan_lot, json!({"verdict": "abandoned"})).await,
+        "released"
+    );
+    let restore = json!({"verdict": "abandoned", "restore": {"amount": (2 * ETHER).to_string(), "bid_id": raised_bid}});
+    assert_eq!(
+        verdict(unrecorded_raise, raised_lot, restore.clone()).await,
+        "restored"
+    );
+    assert_eq!(
+        verdict(unrecorded_raise, raised_lot, restore).await,
+        "unchanged",
+        "a verdict applies once"
+    );
+    assert_eq!(
+        verdict(live_bid, live_lot, json!({"verdict": "recorded"})).await,
+        "unchanged"
+    );
 
-    wait_for_sql(
-        &app,
-        "the orphan to be released",
-        &format!("SELECT status = 'released' FROM holds WHERE lot_id = '{orphan_lot}'"),
-    )
-    .await;
-    wait_for_sql(
-        &app,
-        "the unrecorded raise to be rolled back",
-        &format!("SELECT amount = {} AND bid_id = '{raised_bid}' FROM holds WHERE lot_id = '{raised_lot}'", 2 * ETHER),
-    )
-    .await;
     let holds = app.holds(&format!("wallet={wallet}")).await;
     let status = |lot: LotId| {
         holds
             .iter()
             .find(|hold| hold["lot_id"] == lot.to_string())
-            .map(|hold| (hold["status"].clone(), hold["amount"].clone()))
+            .map(|hold| {
+                (
+                    hold["status"].clone(),
+                    hold["amount"].clone(),
+                    hold["bid_id"].clone(),
+                )
+            })
     };
     assert_eq!(
+        status(orphan_lot).map(|(status, ..)| status),
+        Some(json!("released"))
+    );
+    assert_eq!(
         status(live_lot),
-        Some((json!("active"), json!((5 * ETHER).to_string()))),
+        Some((
+            json!("active"),
+            json!((5 * ETHER).to_string()),
+            json!(live_bid)
+        )),
         "a recorded hold is left alone"
     );
     assert_eq!(
         status(raised_lot),
-        Some((json!("active"), json!((2 * ETHER).to_string())))
+        Some((
+            json!("active"),
+            json!((2 * ETHER).to_string()),
+            json!(raised_bid)
+        )),
+        "the raise is rolled back to the recorded lead"
     );
+
+    // A hold request for the abandoned bid that arrives late (a call that timed out) is refused.
+    let (status, body, _) = place("orphan-late", orphan_lot, orphan_bid, 10 * ETHER).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("bid_abandoned")),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wallet_not_linked_to_the_bidding_account_backs_nothing() {
+    let app = spawn().await;
+    let signer = funded_wallet(&app.chain, &(10 * ETHER).to_string()).await;
+    let wallet = signer.address().to_checksum(None);
+    app.account_of(&wallet).await;
+    let body = json!({"account": AccountId::new(), "wallet": wallet, "lot_id": LotId::new(), "amount": ETHER.to_string(), "bid_id": BidId::new()});
+    let (status, problem, _) = app.hold("place", "stranger", body).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("wallet_not_linked")),
+        "{problem}"
+    );
+    assert!(app.holds(&format!("wallet={wallet}")).await.is_empty());
     app.stop().await;
 }

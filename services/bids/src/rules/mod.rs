@@ -3,7 +3,7 @@
 //! applies the decision under the lot's row lock.
 
 use chrono::{DateTime, Duration, Utc};
-use gavel_events::{Increment, LotRules};
+use gavel_events::{Increment, LotRules, Outcome};
 use gavel_types::{AccountId, BidId, EthAddress, Wei};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +12,36 @@ pub enum Status {
     Open,
     Closed,
     Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the auction has ended (closed or withdrawn).
+    pub fn ended(self) -> bool {
+        matches!(self, Self::Closed | Self::Cancelled)
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = ();
+
+    fn from_str(raw: &str) -> std::result::Result<Self, ()> {
+        match raw {
+            "scheduled" => Ok(Self::Scheduled),
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            "cancelled" => Ok(Self::Cancelled),
+            _ => Err(()),
+        }
+    }
 }
 
 /// The current leader and how far their proxy may go.
@@ -146,6 +176,14 @@ fn step_above(rules: &LotRules, a: Wei, cap: Wei) -> Wei {
     a.checked_add(increment(rules, a)).unwrap_or(cap).min(cap)
 }
 
+/// The buy-now price while it is still on offer: once the bidding has reached it, buy-now is gone
+/// (as on eBay), so nobody can buy below the standing price.
+pub fn buy_now_available(lot: &Lot) -> Option<Wei> {
+    lot.rules
+        .buy_now
+        .filter(|buy_now| lot.price.is_none_or(|price| price < *buy_now))
+}
+
 /// Whether the lot accepts bids at `now`.
 pub fn check_open(lot: &Lot, now: DateTime<Utc>) -> std::result::Result<(), Refusal> {
     match lot.status {
@@ -186,11 +224,16 @@ pub fn decide(
         max: cap,
         hold_bid: offer.bid_id,
     };
-    let previous = lot.leader.filter(|leader| leader.bidder != offer.bidder);
+    // The hold that stops backing the lead once this bid is recorded: another account's, or the
+    // bidder's own on another wallet (a leader bidding again from a second linked wallet moves
+    // the lead, and the hold, to the wallet that bids).
+    let previous = lot
+        .leader
+        .filter(|leader| leader.bidder != offer.bidder || leader.wallet != offer.wallet);
 
-    // Buy-now: an explicit amount at or above it ends the auction at the buy-now price, whatever
-    // proxies stand (a proxy never triggers buy-now on its own).
-    if let Some(buy_now) = rules.buy_now
+    // Buy-now, while on offer: an explicit amount at or above it ends the auction at the buy-now
+    // price, whatever proxies stand (a proxy never triggers buy-now on its own).
+    if let Some(buy_now) = buy_now_available(lot)
         && offer.amount >= buy_now
     {
         let leader = Leader {
@@ -212,10 +255,12 @@ pub fn decide(
     let (recorded, price, leader, result) = match lot.leader {
         // The leader bids again: their price rises to the amount, their maximum to the cap.
         Some(current) if current.bidder == offer.bidder => {
-            // The engine holds max(cap, current max) for this bid, so the hold now backs it.
+            // The engine holds max(cap, current max) on the bidding wallet for this bid, so that
+            // hold now backs the lead.
             let leader = Leader {
                 max: cap.max(current.max),
                 hold_bid: offer.bid_id,
+                wallet: offer.wallet,
                 ..current
             };
             (
@@ -313,6 +358,23 @@ fn finish(
         closes,
         displaced,
         release_own,
+    }
+}
+
+/// How the auction ends in its current state: sold to the leader at the price when the reserve is
+/// met, otherwise reserve not met, or unsold without bids.
+pub fn outcome(lot: &Lot) -> Outcome {
+    match (lot.leader, lot.price) {
+        (Some(leader), Some(price)) if lot.rules.reserve.is_none_or(|reserve| price >= reserve) => {
+            Outcome::Sold {
+                winner: leader.bidder,
+                winner_wallet: leader.wallet,
+                price,
+                winning_bid: leader.hold_bid,
+            }
+        }
+        (Some(_), Some(price)) => Outcome::ReserveNotMet { highest: price },
+        _ => Outcome::Unsold,
     }
 }
 

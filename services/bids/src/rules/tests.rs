@@ -331,3 +331,53 @@ fn a_leader_raising_their_own_bid_keeps_the_lead_and_the_larger_maximum() {
     );
     assert_eq!(accepted.displaced, None);
 }
+
+#[test]
+fn buy_now_is_gone_once_proxies_carry_the_price_to_it() {
+    // Start 1.0, buy-now 8.0: A's proxy (10.0) and B's (9.0) take the price to 9.1.
+    let mut lot = lot();
+    lot.rules.buy_now = Some(wei(80));
+    assert_eq!(buy_now_available(&lot), Some(wei(80)));
+    let (lot, _) = apply(&lot, &offer(1, 10, Some(100)), t0());
+    let (lot, accepted) = apply(&lot, &offer(2, 11, Some(90)), t0());
+    assert_eq!(accepted.price, wei(91));
+    assert_eq!(buy_now_available(&lot), None);
+    // C's 9.2 is an ordinary bid now: A's proxy answers, nothing closes.
+    let (lot, accepted) = apply(&lot, &offer(3, 92, None), t0());
+    assert_eq!(
+        (accepted.closes, accepted.result, accepted.price),
+        (false, Result::OutbidByProxy, wei(93))
+    );
+    assert_eq!(lot.leader.map(|leader| leader.bidder), Some(who(1).0));
+}
+
+#[test]
+fn a_leader_bidding_from_another_wallet_moves_the_lead_and_frees_the_old_hold() {
+    let (lot, first) = apply(&lot(), &offer(1, 10, None), t0());
+    let (_, other_wallet) = who(7);
+    let again = Offer {
+        wallet: other_wallet,
+        ..offer(1, 20, None)
+    };
+    let (lot, accepted) = apply(&lot, &again, t0());
+    let leader = lot.leader.expect("a leader");
+    assert_eq!(
+        (leader.bidder, leader.wallet, leader.hold_bid),
+        (who(1).0, other_wallet, again.bid_id)
+    );
+    assert_eq!(
+        accepted.displaced.map(|old| (old.wallet, old.hold_bid)),
+        Some((who(1).1, first.leader.hold_bid)),
+        "the first wallet's hold is released"
+    );
+    // From the same wallet again, nothing is displaced: the hold is raised in place.
+    let (_, accepted) = apply(
+        &lot,
+        &Offer {
+            wallet: other_wallet,
+            ..offer(1, 30, None)
+        },
+        t0(),
+    );
+    assert_eq!(accepted.displaced, None);
+}

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use gavel_bids::config::{Config, EngineConfig, WalletsConfig};
+use gavel_bids::config::Config;
 use gavel_bids::engine::Hooks;
 use gavel_common::cache::RedisConfig;
-use gavel_common::config::{ListenConfig, Secret, ShutdownConfig};
 use gavel_common::server::{Listeners, run};
 use gavel_events::{Increment, LotCreated, LotRules};
 use gavel_messaging::Envelope;
@@ -22,6 +21,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 pub const BIDS_TOKEN: &str = "engine-test-token";
+/// The token `lots` presents to the engine's internal API.
+pub const LOTS_TOKEN: &str = "lots-test-token";
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct World {
@@ -32,9 +33,11 @@ pub struct World {
     pub redis: RedisConfig,
     pub wallets: testing::Running,
     pub client: reqwest::Client,
+    pub repair_after: Duration,
 }
 
-pub async fn world(orphan_grace: Duration) -> World {
+/// A world whose engines repair unconfirmed holds after `repair_after`.
+pub async fn world(repair_after: Duration) -> World {
     gavel_test_support::init_logs();
     let db = TestDatabase::create().await;
     let wallets_db = TestDatabase::create().await;
@@ -44,7 +47,6 @@ pub async fn world(orphan_grace: Duration) -> World {
     let options = testing::Options {
         confirmations: 1,
         balance_cache_ttl: Duration::from_secs(2),
-        orphan_grace,
         payment_window: Duration::from_secs(3600),
         bids_token: BIDS_TOKEN.to_owned(),
         private_key: auth::PRIVATE_KEY_PEM.to_owned(),
@@ -65,12 +67,15 @@ pub async fn world(orphan_grace: Duration) -> World {
         redis,
         wallets,
         client: reqwest::Client::new(),
+        repair_after,
     }
 }
 
 /// One `bids` instance, in a runtime of its own.
 pub struct Engine {
     pub base: String,
+    /// The internal API (lot changes).
+    pub internal: String,
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<()>>,
@@ -78,33 +83,17 @@ pub struct Engine {
 
 impl World {
     pub fn config(&self, bids_per_second: u32) -> Config {
-        Config {
-            http: ListenConfig {
-                addr: ([127, 0, 0, 1], 0).into(),
-            },
-            admin: ListenConfig {
-                addr: ([127, 0, 0, 1], 0).into(),
-            },
-            log: Default::default(),
-            shutdown: ShutdownConfig {
-                readiness_grace: Duration::ZERO,
-                drain_deadline: Duration::from_secs(5),
-            },
+        gavel_bids::testing::config(&gavel_bids::testing::Options {
             database: self.db.config(),
             broker: self.vhost.config(),
             redis: self.redis.clone(),
             auth: auth::auth_config(),
-            wallets: WalletsConfig {
-                url: self.wallets.base.parse().expect("url"),
-                token: Secret::new(BIDS_TOKEN),
-                timeout: Duration::from_secs(10),
-            },
-            engine: EngineConfig {
-                tick: Duration::from_millis(100),
-                bids_per_second,
-                release_retry: Duration::from_millis(200),
-            },
-        }
+            wallets_url: self.wallets.internal.parse().expect("url"),
+            wallets_token: BIDS_TOKEN.to_owned(),
+            callers: vec![("lots".to_owned(), LOTS_TOKEN.to_owned())],
+            bids_per_second,
+            repair_after: self.repair_after,
+        })
     }
 
     pub async fn engine(&self) -> Engine {
@@ -126,7 +115,10 @@ impl World {
                 .await
                 .expect("bids builds");
             let listeners = Listeners::ephemeral().await.expect("bind");
-            let _ = ready_tx.send(format!("http://{}", listeners.http_addr().expect("bound")));
+            let _ = ready_tx.send((
+                format!("http://{}", listeners.http_addr().expect("bound")),
+                format!("http://{}", listeners.internal_addr().expect("bound")),
+            ));
             run(
                 service,
                 listeners,
@@ -137,9 +129,10 @@ impl World {
             .expect("clean stop");
             let _ = done_tx.send(());
         });
-        let base = ready_rx.await.expect("bids started");
+        let (base, internal) = ready_rx.await.expect("bids started");
         Engine {
             base,
+            internal,
             runtime: Some(runtime),
             stop: Some(stop),
             done: Some(done),
@@ -226,11 +219,13 @@ impl World {
         self.chain.set_balance(&wallet.to_string(), wei).await;
         let account = AccountId::new();
         let token = auth::mint(&auth::claims(account.0, &wallet.to_string()));
-        Bidder {
+        let bidder = Bidder {
             account,
             wallet,
             token,
-        }
+        };
+        self.link(&bidder).await;
+        bidder
     }
 
     pub async fn bid(
@@ -268,7 +263,10 @@ impl World {
     pub async fn holds(&self, lot: LotId) -> Vec<(String, String, String)> {
         let holds: Vec<Value> = self
             .client
-            .get(format!("{}/internal/holds?lot_id={lot}", self.wallets.base))
+            .get(format!(
+                "{}/internal/holds?lot_id={lot}",
+                self.wallets.internal
+            ))
             .bearer_auth(BIDS_TOKEN)
             .send()
             .await
@@ -286,6 +284,57 @@ impl World {
                 )
             })
             .collect()
+    }
+
+    /// Active holds on `lot`, as (wallet, amount).
+    pub async fn active_holds(&self, lot: LotId) -> Vec<(String, String)> {
+        self.holds(lot)
+            .await
+            .into_iter()
+            .filter(|(_, status, _)| status == "active")
+            .map(|(wallet, _, amount)| (wallet, amount))
+            .collect()
+    }
+
+    /// Links `bidder`'s wallet to its account in `wallets`, as a sign-in or a link would.
+    pub async fn link(&self, bidder: &Bidder) {
+        for sql in [
+            "INSERT INTO accounts (id) VALUES ($1) ON CONFLICT DO NOTHING",
+            "INSERT INTO wallets (address, account_id) VALUES ($2, $1) ON CONFLICT DO NOTHING",
+        ] {
+            sqlx::query(sql)
+                .bind(bidder.account.0)
+                .bind(bidder.wallet.to_lowercase_hex())
+                .execute(&self.wallets_db.pool)
+                .await
+                .expect("linked");
+        }
+    }
+
+    /// A second funded wallet linked to `bidder`'s account, with a token naming it.
+    pub async fn second_wallet(&self, bidder: &Bidder, wei: &str) -> Bidder {
+        let other = self.bidder(wei).await;
+        sqlx::query("UPDATE wallets SET account_id = $1 WHERE address = $2")
+            .bind(bidder.account.0)
+            .bind(other.wallet.to_lowercase_hex())
+            .execute(&self.wallets_db.pool)
+            .await
+            .expect("linked");
+        Bidder {
+            account: bidder.account,
+            token: auth::mint(&auth::claims(bidder.account.0, &other.wallet.to_string())),
+            wallet: other.wallet,
+        }
+    }
+
+    pub async fn wallets_scalar<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+    {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.wallets_db.pool)
+            .await
+            .expect("query")
     }
 
     pub async fn scalar<T>(&self, sql: &str) -> T

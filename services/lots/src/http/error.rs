@@ -25,6 +25,8 @@ pub enum ApiError {
     TooLarge { max: usize },
     #[error(transparent)]
     Photo(#[from] Rejected),
+    #[error("the auction engine did not answer")]
+    EngineUnavailable,
     #[error("internal error")]
     Internal(#[source] BoxError),
 }
@@ -71,6 +73,15 @@ impl IntoResponse for ApiError {
                     .with_detail(rejected.to_string())
                     .with_field("photo")
             }
+            Self::EngineUnavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "engine_unavailable",
+                "The auction engine did not answer",
+            )
+            .with_detail(
+                "your change waits for the engine's answer and will be applied, or refused if a \
+                 bid came first; look at the lot again in a few seconds",
+            ),
             Self::Internal(error) => Problem::internal(error.as_ref()),
         };
         problem.into_response()
@@ -91,6 +102,12 @@ impl From<StorageError> for ApiError {
 
 impl From<serde_json::Error> for ApiError {
     fn from(error: serde_json::Error) -> Self {
+        Self::Internal(Box::new(error))
+    }
+}
+
+impl From<crate::changes::ChangeError> for ApiError {
+    fn from(error: crate::changes::ChangeError) -> Self {
         Self::Internal(Box::new(error))
     }
 }

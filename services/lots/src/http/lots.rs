@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use gavel_common::auth::{Authenticated, Claims};
 use gavel_common::extract;
 use gavel_common::problem::Problem;
-use gavel_events::{LotCancelled, LotCreated, LotUpdated};
+use gavel_events::LotCreated;
 use gavel_messaging::Envelope;
 use gavel_messaging::outbox::enqueue;
 use gavel_types::{AccountId, EthAddress, LotId};
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, AppState};
+use crate::changes::{self, Change, Verdict};
 use crate::domain::LotInput;
 use crate::store::{self, LotRow};
 
@@ -171,7 +172,9 @@ pub async fn create(
     ))
 }
 
-/// Loads `lot` for a change by its seller, before the first bid.
+/// Loads `lot` for a change by its seller. This copy can refuse early what it knows (not the
+/// seller, a bid seen, ended, a change still pending); whether no bid came first is the engine's
+/// call.
 async fn for_change(
     tx: &mut sqlx::PgConnection,
     lot: LotId,
@@ -195,13 +198,48 @@ async fn for_change(
             format!("The lot is {}", row.status),
         ));
     }
+    if row.pending {
+        return Err(ApiError::conflict(
+            "change_pending",
+            "An earlier change of this lot still awaits the auction engine's answer; try again shortly",
+        ));
+    }
     Ok(row)
+}
+
+/// Makes `change` through the engine (see [`crate::changes`]) and answers with its verdict.
+async fn change_lot(
+    state: &AppState,
+    id: LotId,
+    seller: AccountId,
+    change: Change,
+) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let row = for_change(&mut tx, id, seller).await?;
+    changes::begin(&mut tx, id, &change).await?;
+    tx.commit().await?;
+    let verdict = state.engine.ask(&row, &change).await.map_err(|error| {
+        tracing::warn!(error = %gavel_common::error_chain(&error), lot = %id, "the auction engine did not answer a change");
+        ApiError::EngineUnavailable
+    })?;
+    changes::settle(&state.pool, id, &change, &verdict).await?;
+    match verdict {
+        Verdict::Applied => Ok(()),
+        Verdict::HasBids => Err(ApiError::conflict(
+            "has_bids",
+            "A lot cannot change once it has a bid",
+        )),
+        Verdict::Ended { status } => Err(ApiError::conflict(
+            "lot_ended",
+            format!("The lot is {status}"),
+        )),
+    }
 }
 
 /// Replace a lot's description and rules (seller only, before the first bid).
 #[utoipa::path(put, path = "/lots/{lot_id}", request_body = LotInput, security(("bearer" = [])),
     params(("lot_id" = uuid::Uuid, Path)),
-    responses((status = 200, body = LotView), (status = 400), (status = 403), (status = 404), (status = 409, description = "has bids or ended")))]
+    responses((status = 200, body = LotView), (status = 400), (status = 403), (status = 404), (status = 409, description = "has bids, ended, or a change pending"), (status = 503, description = "the auction engine did not answer; the change is settled later")))]
 pub async fn replace(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -211,16 +249,15 @@ pub async fn replace(
     let id = parse_lot(&lot_id)?;
     let (seller, _) = seller_of(&claims)?;
     let spec = input.validate(Utc::now())?;
-    let mut tx = state.pool.begin().await?;
-    for_change(&mut tx, id, seller).await?;
-    store::replace(&mut tx, id, &spec).await?;
-    let event = LotUpdated {
-        lot_id: id,
-        title: spec.title.clone(),
-        rules: spec.rules.clone(),
-    };
-    enqueue(&mut tx, &Envelope::new(id.to_string(), None, &event)?).await?;
-    tx.commit().await?;
+    change_lot(
+        &state,
+        id,
+        seller,
+        Change::Replace {
+            spec: Box::new(spec),
+        },
+    )
+    .await?;
     let row = store::load(&state.pool, id, false)
         .await?
         .ok_or(ApiError::NotFound("lot"))?;
@@ -229,7 +266,7 @@ pub async fn replace(
 
 /// Withdraw a lot (seller only, before the first bid).
 #[utoipa::path(delete, path = "/lots/{lot_id}", security(("bearer" = [])), params(("lot_id" = uuid::Uuid, Path)),
-    responses((status = 204), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 204), (status = 403), (status = 404), (status = 409), (status = 503)))]
 pub async fn cancel(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -237,18 +274,7 @@ pub async fn cancel(
 ) -> Result<StatusCode, ApiError> {
     let id = parse_lot(&lot_id)?;
     let (seller, _) = seller_of(&claims)?;
-    let mut tx = state.pool.begin().await?;
-    for_change(&mut tx, id, seller).await?;
-    sqlx::query("UPDATE lots SET status = 'cancelled', updated_at = now() WHERE id = $1")
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-    enqueue(
-        &mut tx,
-        &Envelope::new(id.to_string(), None, &LotCancelled { lot_id: id })?,
-    )
-    .await?;
-    tx.commit().await?;
+    change_lot(&state, id, seller, Change::Cancel).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

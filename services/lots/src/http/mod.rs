@@ -21,6 +21,7 @@ use crate::storage::Storage;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub pool: PgPool,
+    pub engine: crate::changes::Engine,
     pub storage: Storage,
     pub verifier: JwtVerifier,
     pub limits: Arc<PhotoLimits>,

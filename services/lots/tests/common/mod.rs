@@ -1,18 +1,21 @@
 //! A `lots` instance per test: its own database, vhost and S3 bucket (on the local S3 server the
-//! stack runs), served on ephemeral ports, plus sellers with tokens and hand-built images.
+//! stack runs), served on ephemeral ports, with a real auction engine (`bids`, its own database,
+//! the same vhost) that decides sellers' changes; plus sellers with tokens and hand-built images.
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 use std::time::Duration;
 
 use gavel_common::config::{ListenConfig, Secret, ShutdownConfig};
-use gavel_common::server::{Listeners, run};
-use gavel_lots::config::{Config, PhotoLimits, S3Config};
+use gavel_common::internal::PeerConfig;
+use gavel_common::server::Running;
+use gavel_lots::config::{ChangesConfig, Config, PhotoLimits, S3Config};
 use gavel_lots::storage::Storage;
 use gavel_test_support::{TestDatabase, TestVhost, auth};
 use gavel_types::{AccountId, EthAddress};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+
+const LOTS_TOKEN: &str = "lots-test-token";
 
 pub struct TestApp {
     pub base: String,
@@ -20,8 +23,10 @@ pub struct TestApp {
     pub vhost: TestVhost,
     pub storage: Storage,
     pub client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
+    /// The auction engine's database, when this app started its own engine.
+    pub engine_db: Option<TestDatabase>,
+    running: Running,
+    engine: Option<Running>,
 }
 
 pub fn s3_config(bucket: &str) -> S3Config {
@@ -41,10 +46,40 @@ pub fn s3_config(bucket: &str) -> S3Config {
     }
 }
 
+/// `lots` with an auction engine of its own, on the same vhost.
 pub async fn spawn(limits: PhotoLimits) -> TestApp {
     gavel_test_support::init_logs();
-    let db = TestDatabase::create().await;
     let vhost = TestVhost::create().await;
+    let engine_db = TestDatabase::create().await;
+    let engine_config = gavel_bids::testing::config(&gavel_bids::testing::Options {
+        database: engine_db.config(),
+        broker: vhost.config(),
+        redis: gavel_test_support::redis_config(),
+        auth: auth::auth_config(),
+        // No bid is placed in these tests, so `wallets` is never called.
+        wallets_url: "http://127.0.0.1:1".parse().expect("url"),
+        wallets_token: "unused".to_owned(),
+        callers: vec![("lots".to_owned(), LOTS_TOKEN.to_owned())],
+        bids_per_second: 100,
+        repair_after: Duration::from_secs(3600),
+    });
+    let engine = gavel_bids::testing::serve(&engine_config).await;
+    let engine_url = engine.internal.clone();
+    let mut app = spawn_on(limits, vhost, &engine_url, LOTS_TOKEN).await;
+    app.engine = Some(engine);
+    app.engine_db = Some(engine_db);
+    app
+}
+
+/// `lots` on `vhost`, asking the engine whose internal API is at `engine_url` about changes.
+pub async fn spawn_on(
+    limits: PhotoLimits,
+    vhost: TestVhost,
+    engine_url: &str,
+    token: &str,
+) -> TestApp {
+    gavel_test_support::init_logs();
+    let db = TestDatabase::create().await;
     let bucket = format!(
         "gavel-test-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..16]
@@ -66,31 +101,29 @@ pub async fn spawn(limits: PhotoLimits) -> TestApp {
         auth: auth::auth_config(),
         s3: s3_config(&bucket),
         photos: limits,
+        bids: PeerConfig {
+            url: engine_url.parse().expect("url"),
+            token: Secret::new(token),
+            timeout: Duration::from_secs(5),
+        },
+        changes: ChangesConfig {
+            retry_interval: Duration::from_millis(200),
+        },
     };
     let service = gavel_lots::build(&config).await.expect("lots builds");
-    let listeners = Listeners::ephemeral().await.expect("bind");
-    let base = format!("http://{}", listeners.http_addr().expect("bound"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let shutdown = config.shutdown.clone();
-    let done = tokio::spawn(async move {
-        run(
-            service,
-            listeners,
-            async { stopped.await.unwrap_or(()) },
-            &shutdown,
-        )
+    let running = Running::start(service, config.shutdown.clone())
         .await
-        .expect("clean stop");
-    });
+        .expect("bind");
     let storage = Storage::new(&config.s3);
     TestApp {
-        base,
+        base: running.base.clone(),
         db,
         vhost,
         storage,
         client: reqwest::Client::new(),
-        stop: Some(stop),
-        done: Some(done),
+        engine_db: None,
+        running,
+        engine: None,
     }
 }
 
@@ -193,12 +226,10 @@ impl TestApp {
             .expect("count")
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(done) = self.done.take() {
-            done.await.expect("the service stops cleanly");
+    pub async fn stop(self) {
+        self.running.stop().await.expect("lots stops cleanly");
+        if let Some(engine) = self.engine {
+            engine.stop().await.expect("bids stops cleanly");
         }
     }
 }

@@ -111,7 +111,7 @@ impl From<redis::RedisError> for ApiError {
 impl From<ChainError> for ApiError {
     fn from(error: ChainError) -> Self {
         match error {
-            ChainError::Rpc(_) => Self::ChainUnavailable(error),
+            ChainError::Rpc(_) | ChainError::MissingBlock(_) => Self::ChainUnavailable(error),
             ChainError::Cache(error) => Self::Internal(Box::new(error)),
         }
     }

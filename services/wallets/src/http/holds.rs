@@ -1,20 +1,27 @@
 //! The internal holds API, for `bids`: place/raise, release, capture, each idempotent by the
-//! `Idempotency-Key` header (scoped to the calling service), and a listing.
+//! `Idempotency-Key` header (scoped to the calling service); a listing; and the repair of holds
+//! whose bid is unconfirmed (`bids` reads them and sends its verdict on each).
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
+use axum::response::Response;
 use gavel_common::extract;
-use gavel_types::{BidId, EthAddress, LotId, Wei};
-use serde::Deserialize;
+use gavel_common::idempotency::IdempotencyKey;
+use gavel_common::internal::Caller;
+use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
+use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState, Caller, IdempotencyKey};
+use super::{ApiError, AppState};
+use crate::ledger::repair::{self, Applied, Unconfirmed, Verdict};
 use crate::ledger::{self, LedgerError, Operation};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceRequest {
+    account: AccountId,
     wallet: EthAddress,
     lot_id: LotId,
     amount: Wei,
@@ -53,6 +60,7 @@ pub async fn place(
     // Read before taking the wallet's lock: the node may be slow, the lock must not wait on it.
     let balance = state.chain.confirmed_balance(request.wallet).await?;
     let operation = Operation::Place {
+        account: request.account,
         wallet: request.wallet,
         lot_id: request.lot_id,
         amount: request.amount,
@@ -96,32 +104,22 @@ async fn execute(
     operation: &Operation,
     balance: Option<Wei>,
 ) -> Result<Response, ApiError> {
-    let scoped = format!("{}:{}", caller.0, key.0);
+    let scoped = format!("{}:{}", caller.0, key.as_str());
     let answer = ledger::execute(&state.pool, &scoped, operation, balance)
         .await
-        .map_err(|error| match error {
-            LedgerError::KeyReused => ApiError::Conflict {
-                code: "idempotency_key_reused",
-                title: "This Idempotency-Key was already used for a different request".into(),
-            },
-            LedgerError::MissingBalance => ApiError::Internal(Box::new(error)),
-            LedgerError::Database(error) => error.into(),
-        })?;
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, Json(answer.body)).into_response();
-    if status.is_client_error() {
-        response.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static(gavel_common::problem::CONTENT_TYPE),
-        );
+        .map_err(ledger_error)?;
+    Ok(answer.into_response())
+}
+
+fn ledger_error(error: LedgerError) -> ApiError {
+    match error {
+        LedgerError::KeyReused => ApiError::Conflict {
+            code: "idempotency_key_reused",
+            title: "This Idempotency-Key was already used for a different request".into(),
+        },
+        LedgerError::Database(error) => error.into(),
+        other => ApiError::Internal(Box::new(other)),
     }
-    if answer.replayed {
-        response.headers_mut().insert(
-            "idempotent-replayed",
-            axum::http::HeaderValue::from_static("true"),
-        );
-    }
-    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +135,69 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<ledger::Hold>>, ApiError> {
     Ok(Json(
-        ledger::list(&state.pool, query.lot_id, query.wallet).await?,
+        ledger::list(&state.pool, query.lot_id, query.wallet)
+            .await
+            .map_err(ledger_error)?,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnconfirmedQuery {
+    /// Only holds unconfirmed for at least this many milliseconds.
+    older_than_ms: u64,
+    #[serde(default = "default_limit")]
+    limit: u16,
+}
+
+fn default_limit() -> u16 {
+    100
+}
+
+pub async fn unconfirmed(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<UnconfirmedQuery>,
+) -> Result<Json<Vec<Unconfirmed>>, ApiError> {
+    let older_than = Duration::from_millis(query.older_than_ms);
+    let limit = i64::from(query.limit.clamp(1, 1000));
+    Ok(Json(
+        repair::unconfirmed(&state.pool, older_than, limit)
+            .await
+            .map_err(ledger_error)?,
+    ))
+}
+
+/// (`deny_unknown_fields` does not combine with `flatten`; the verdict's own fields are checked.)
+#[derive(Debug, Deserialize)]
+pub struct VerdictRequest {
+    wallet: EthAddress,
+    lot_id: LotId,
+    bid_id: BidId,
+    #[serde(flatten)]
+    verdict: Verdict,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerdictResponse {
+    applied: Applied,
+}
+
+/// `bids`' verdict on an unconfirmed hold's bid. Idempotent by nature: applying it again
+/// changes nothing.
+pub async fn verdict(
+    State(state): State<AppState>,
+    _caller: Caller,
+    extract::Json(request): extract::Json<VerdictRequest>,
+) -> Result<Json<VerdictResponse>, ApiError> {
+    let applied = repair::apply(
+        &state.pool,
+        request.wallet,
+        request.lot_id,
+        request.bid_id,
+        &request.verdict,
+    )
+    .await
+    .map_err(ledger_error)?;
+    Ok(Json(VerdictResponse { applied }))
 }

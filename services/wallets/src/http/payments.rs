@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState};
 use crate::chain::Expected;
-use crate::settlement::{self, ConfirmError, Payment};
+use crate::settlement::{self, ConfirmError, Payment, PaymentReadError, PaymentStatus};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,15 +35,15 @@ pub async fn submit(
     let tx_hash: alloy::primitives::B256 = parse_hash(&submission.tx_hash)?;
     let canonical = format!("{tx_hash:#x}");
     let payment = own_payment(&state, &lot_id, AccountId(claims.sub)).await?;
-    match payment.status.as_str() {
-        "awaiting" => {}
-        "confirmed" if payment.tx_hash.as_deref() == Some(canonical.as_str()) => {
+    match payment.status {
+        PaymentStatus::Awaiting => {}
+        PaymentStatus::Confirmed if payment.tx_hash.as_deref() == Some(canonical.as_str()) => {
             return Ok(Json(payment));
         }
         other => {
             return Err(ApiError::conflict(
                 "payment_closed",
-                format!("The payment is already {other}"),
+                format!("The payment is already {}", other.as_str()),
             ));
         }
     }
@@ -51,6 +51,7 @@ pub async fn submit(
         from: payment.winner_wallet,
         to: payment.seller_wallet,
         at_least: payment.amount,
+        mined_from: payment.closed_at,
     };
     state.chain.verify_payment(tx_hash, expected).await??;
     settlement::confirm(&state.pool, &payment, &canonical)
@@ -65,9 +66,11 @@ pub async fn submit(
             ),
             ConfirmError::Database(error) => error.into(),
             ConfirmError::Encode(error) => ApiError::Internal(Box::new(error)),
+            ConfirmError::Corrupt(error) => ApiError::Internal(Box::new(error)),
         })?;
     let confirmed = settlement::payment(&state.pool, payment.lot_id)
-        .await?
+        .await
+        .map_err(read_error)?
         .ok_or(ApiError::NotFound("payment"))?;
     Ok(Json(confirmed))
 }
@@ -81,12 +84,20 @@ async fn own_payment(
         .parse()
         .map_err(|error| ApiError::invalid("lot_id", error))?;
     let payment = settlement::payment(&state.pool, lot_id)
-        .await?
+        .await
+        .map_err(read_error)?
         .ok_or(ApiError::NotFound("payment for this lot"))?;
     if payment.winner != caller {
         return Err(ApiError::Forbidden("only the winner pays for a lot".into()));
     }
     Ok(payment)
+}
+
+fn read_error(error: PaymentReadError) -> ApiError {
+    match error {
+        PaymentReadError::Database(error) => error.into(),
+        PaymentReadError::Corrupt(error) => ApiError::Internal(Box::new(error)),
+    }
 }
 
 fn parse_hash(raw: &str) -> Result<alloy::primitives::B256, ApiError> {

@@ -72,6 +72,7 @@ pub async fn unlink(
                 "The wallet still backs bids or payments",
             ),
             UnlinkError::Database(error) => error.into(),
+            UnlinkError::Ledger(error) => ApiError::Internal(Box::new(error)),
         })?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -101,7 +102,9 @@ pub async fn balance(
     }
     let balance = state.chain.confirmed_balance(wallet).await?;
     let mut connection = state.pool.acquire().await?;
-    let held = crate::ledger::committed(&mut connection, wallet, None).await?;
+    let held = crate::ledger::committed(&mut connection, wallet, None)
+        .await
+        .map_err(|error| ApiError::Internal(Box::new(error)))?;
     Ok(Json(BalanceResponse {
         wallet,
         balance: balance.amount,

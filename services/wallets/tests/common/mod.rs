@@ -16,6 +16,8 @@ pub const BIDS_TOKEN: &str = "test-bids-token";
 
 pub struct TestApp {
     pub base: String,
+    /// The internal (holds) API.
+    pub internal: String,
     pub db: TestDatabase,
     pub vhost: TestVhost,
     pub chain: DevChain,
@@ -26,7 +28,6 @@ pub struct TestApp {
 pub struct Options {
     pub confirmations: u64,
     pub balance_cache_ttl: Duration,
-    pub orphan_grace: Duration,
     pub payment_window: Duration,
 }
 
@@ -35,7 +36,6 @@ impl Default for Options {
         Self {
             confirmations: 1,
             balance_cache_ttl: Duration::from_millis(1),
-            orphan_grace: Duration::from_secs(3600),
             payment_window: Duration::from_secs(3600),
         }
     }
@@ -53,7 +53,6 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let options = testing::Options {
         confirmations: options.confirmations,
         balance_cache_ttl: options.balance_cache_ttl,
-        orphan_grace: options.orphan_grace,
         payment_window: options.payment_window,
         bids_token: BIDS_TOKEN.to_owned(),
         private_key: auth::PRIVATE_KEY_PEM.to_owned(),
@@ -68,6 +67,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let running = testing::serve(&config).await;
     TestApp {
         base: running.base.clone(),
+        internal: running.internal.clone(),
         db,
         vhost,
         chain,
@@ -160,11 +160,51 @@ impl TestApp {
         )
     }
 
-    /// Calls the internal holds API as `bids`.
-    pub async fn hold(&self, operation: &str, key: &str, body: Value) -> (u16, Value, bool) {
+    /// Links `wallet` to an account of its own, as a first sign-in would, unless it is linked;
+    /// returns the account.
+    pub async fn account_of(&self, wallet: &str) -> uuid::Uuid {
+        let address = wallet.to_lowercase();
+        let existing: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT account_id FROM wallets WHERE address = $1")
+                .bind(&address)
+                .fetch_optional(&self.db.pool)
+                .await
+                .expect("query");
+        if let Some(account) = existing {
+            return account;
+        }
+        let account = uuid::Uuid::new_v4();
+        for sql in [
+            "INSERT INTO accounts (id) VALUES ($1)",
+            "INSERT INTO wallets (address, account_id) VALUES ($2, $1) ON CONFLICT DO NOTHING",
+        ] {
+            sqlx::query(sql)
+                .bind(account)
+                .bind(&address)
+                .execute(&self.db.pool)
+                .await
+                .expect("linked");
+        }
+        // A concurrent first link may have won: its account is the wallet's.
+        sqlx::query_scalar("SELECT account_id FROM wallets WHERE address = $1")
+            .bind(&address)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("linked")
+    }
+
+    /// Calls the internal holds API as `bids`. A `place` without an `account` is made for the
+    /// account the wallet is linked to (linking it first when it is new).
+    pub async fn hold(&self, operation: &str, key: &str, mut body: Value) -> (u16, Value, bool) {
+        if operation == "place"
+            && body.get("account").is_none()
+            && let Some(wallet) = body["wallet"].as_str().filter(|wallet| wallet.len() == 42)
+        {
+            body["account"] = json!(self.account_of(wallet).await);
+        }
         let response = self
             .client
-            .post(self.url(&format!("/internal/holds/{operation}")))
+            .post(format!("{}/internal/holds/{operation}", self.internal))
             .bearer_auth(BIDS_TOKEN)
             .header("idempotency-key", key)
             .json(&body)
@@ -183,7 +223,7 @@ impl TestApp {
     pub async fn holds(&self, query: &str) -> Vec<Value> {
         let response = self
             .client
-            .get(self.url(&format!("/internal/holds?{query}")))
+            .get(format!("{}/internal/holds?{query}", self.internal))
             .bearer_auth(BIDS_TOKEN)
             .send()
             .await
@@ -192,7 +232,7 @@ impl TestApp {
     }
 
     pub async fn stop(self) {
-        self.running.stop().await;
+        self.running.stop().await.expect("wallets stops cleanly");
     }
 }
 

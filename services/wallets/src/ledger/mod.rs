@@ -2,14 +2,22 @@
 //!
 //! Every change to a wallet's holds first locks that wallet's row in `ledger_wallets`, so changes
 //! to one wallet are serialised whatever the number of replicas, while different wallets proceed
-//! in parallel. Under the lock, a hold is admitted only if the wallet's other active and captured
-//! holds plus the new amount stay within its confirmed balance.
+//! in parallel. Under the lock, a hold is admitted only if the wallet is still linked to the
+//! bidding account and its other active and captured holds plus the new amount stay within its
+//! confirmed balance.
 //!
 //! Each operation carries an idempotency key. Its answer (success or refusal) is stored with the
 //! key in the same transaction, so a retry returns the original answer and changes nothing; the
 //! same key with a different request is refused.
+//!
+//! Layout: this module (operations and their rules), [`repair`] (holds whose bid `bids` has not
+//! confirmed: `bids` decides, the ledger applies).
 
-use gavel_types::{BidId, EthAddress, LotId, Wei};
+pub mod repair;
+
+use gavel_common::db::{CorruptValue, parse_column};
+use gavel_common::idempotency::StoredAnswer;
+use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
@@ -23,13 +31,16 @@ pub enum HoldStatus {
     Settled,
 }
 
-impl HoldStatus {
-    fn parse(raw: &str) -> Self {
+impl std::str::FromStr for HoldStatus {
+    type Err = ();
+
+    fn from_str(raw: &str) -> Result<Self, ()> {
         match raw {
-            "active" => Self::Active,
-            "captured" => Self::Captured,
-            "settled" => Self::Settled,
-            _ => Self::Released,
+            "active" => Ok(Self::Active),
+            "released" => Ok(Self::Released),
+            "captured" => Ok(Self::Captured),
+            "settled" => Ok(Self::Settled),
+            _ => Err(()),
         }
     }
 }
@@ -49,8 +60,9 @@ pub struct Hold {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "operation", rename_all = "snake_case")]
 pub enum Operation {
-    /// Place a hold, or raise the existing one, to back bid `bid_id`.
+    /// Place a hold, or raise the existing one, to back bid `bid_id` of `account`.
     Place {
+        account: AccountId,
         wallet: EthAddress,
         lot_id: LotId,
         amount: Wei,
@@ -97,11 +109,21 @@ impl Operation {
 /// Why the ledger refused an operation (HTTP 409, with the code as the problem's code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    InsufficientFunds { available: Wei },
-    WouldDecrease { current: Wei },
+    InsufficientFunds {
+        available: Wei,
+    },
+    WouldDecrease {
+        current: Wei,
+    },
     AlreadyCaptured,
     NoActiveHold,
-    CaptureExceedsHold { held: Wei },
+    CaptureExceedsHold {
+        held: Wei,
+    },
+    /// The wallet is not (or no longer) linked to the account that bids with it.
+    WalletNotLinked,
+    /// `bids` declared this bid abandoned: it can never be recorded, so it gets no hold.
+    BidAbandoned,
 }
 
 impl Refusal {
@@ -112,6 +134,8 @@ impl Refusal {
             Self::AlreadyCaptured => "hold_captured",
             Self::NoActiveHold => "no_active_hold",
             Self::CaptureExceedsHold { .. } => "capture_exceeds_hold",
+            Self::WalletNotLinked => "wallet_not_linked",
+            Self::BidAbandoned => "bid_abandoned",
         }
     }
 
@@ -129,6 +153,8 @@ impl Refusal {
             Self::CaptureExceedsHold { held } => {
                 ("The capture exceeds the hold", json!({"held": held}))
             }
+            Self::WalletNotLinked => ("The wallet is not linked to the bidding account", json!({})),
+            Self::BidAbandoned => ("The bid was abandoned and cannot be held", json!({})),
         };
         let mut body = json!({
             "type": format!("urn:gavel:problem:{}", self.code()),
@@ -168,21 +194,14 @@ pub fn admit(
     }
 }
 
-/// The stored answer to an operation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-    /// True when this is the stored answer to an earlier request with the same key.
-    pub replayed: bool,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("the idempotency key was already used for a different request")]
     KeyReused,
     #[error("a place operation needs the wallet's balance")]
     MissingBalance,
+    #[error(transparent)]
+    Corrupt(#[from] CorruptValue),
     #[error("database")]
     Database(#[from] sqlx::Error),
 }
@@ -193,7 +212,7 @@ pub async fn execute(
     key: &str,
     operation: &Operation,
     balance: Option<Wei>,
-) -> Result<Answer, LedgerError> {
+) -> Result<StoredAnswer, LedgerError> {
     let fingerprint = operation.fingerprint();
     let mut tx = pool.begin().await?;
     lock_wallet(&mut tx, operation.wallet()).await?;
@@ -208,7 +227,7 @@ pub async fn execute(
         if stored != fingerprint {
             return Err(LedgerError::KeyReused);
         }
-        return Ok(Answer {
+        return Ok(StoredAnswer {
             status: status.unsigned_abs(),
             body,
             replayed: true,
@@ -217,13 +236,21 @@ pub async fn execute(
 
     let outcome = match operation {
         Operation::Place {
+            account,
             wallet,
             lot_id,
             amount,
             bid_id,
         } => {
             let balance = balance.ok_or(LedgerError::MissingBalance)?;
-            place(&mut tx, *wallet, *lot_id, *amount, *bid_id, balance).await?
+            let placement = Placement {
+                account: *account,
+                wallet: *wallet,
+                lot_id: *lot_id,
+                amount: *amount,
+                bid_id: *bid_id,
+            };
+            place(&mut tx, &placement, balance).await?
         }
         Operation::Release {
             wallet,
@@ -260,11 +287,7 @@ pub async fn execute(
         return Err(LedgerError::KeyReused);
     }
     tx.commit().await?;
-    Ok(Answer {
-        status,
-        body,
-        replayed: false,
-    })
+    Ok(StoredAnswer::fresh(status, body))
 }
 
 /// Takes the wallet's ledger lock for the rest of the transaction.
@@ -289,7 +312,7 @@ pub async fn committed(
     connection: &mut PgConnection,
     wallet: EthAddress,
     except: Option<LotId>,
-) -> Result<Wei, sqlx::Error> {
+) -> Result<Wei, LedgerError> {
     let sum: String = sqlx::query_scalar(
         "SELECT COALESCE(SUM(amount), 0)::text FROM holds
          WHERE wallet = $1 AND status IN ('active', 'captured') AND lot_id IS DISTINCT FROM $2",
@@ -298,86 +321,112 @@ pub async fn committed(
     .bind(except.map(|lot| lot.0))
     .fetch_one(connection)
     .await?;
-    Ok(parse_wei(&sum))
+    Ok(parse_column("holds.amount", &sum)?)
 }
 
-struct Row {
-    status: HoldStatus,
-    amount: Wei,
-    bid_id: Option<BidId>,
-    bid_recorded: bool,
+/// A hold row as stored.
+#[derive(sqlx::FromRow)]
+struct HoldRow {
+    wallet: String,
+    lot_id: uuid::Uuid,
+    status: String,
+    amount: String,
+    bid_id: Option<uuid::Uuid>,
+}
+
+const HOLD_COLUMNS: &str = "wallet, lot_id, status, amount::text AS amount, bid_id";
+
+impl TryFrom<HoldRow> for Hold {
+    type Error = CorruptValue;
+
+    fn try_from(row: HoldRow) -> Result<Self, CorruptValue> {
+        Ok(Self {
+            wallet: parse_column("holds.wallet", &row.wallet)?,
+            lot_id: LotId(row.lot_id),
+            status: parse_column("holds.status", &row.status)?,
+            amount: parse_column("holds.amount", &row.amount)?,
+            bid_id: row.bid_id.map(BidId),
+        })
+    }
 }
 
 async fn current(
     connection: &mut PgConnection,
     wallet: EthAddress,
     lot_id: LotId,
-) -> Result<Option<Row>, sqlx::Error> {
-    let row: Option<(String, String, Option<uuid::Uuid>, bool)> = sqlx::query_as(
-        "SELECT status, amount::text, bid_id, bid_recorded FROM holds WHERE wallet = $1 AND lot_id = $2",
-    )
+) -> Result<Option<Hold>, LedgerError> {
+    let row: Option<HoldRow> = sqlx::query_as(&format!(
+        "SELECT {HOLD_COLUMNS} FROM holds WHERE wallet = $1 AND lot_id = $2"
+    ))
     .bind(wallet.to_lowercase_hex())
     .bind(lot_id.0)
     .fetch_optional(connection)
     .await?;
-    Ok(row.map(|(status, amount, bid_id, bid_recorded)| Row {
-        status: HoldStatus::parse(&status),
-        amount: parse_wei(&amount),
-        bid_id: bid_id.map(BidId),
-        bid_recorded,
-    }))
+    Ok(row.map(Hold::try_from).transpose()?)
 }
 
-async fn place(
-    connection: &mut PgConnection,
+struct Placement {
+    account: AccountId,
     wallet: EthAddress,
     lot_id: LotId,
     amount: Wei,
     bid_id: BidId,
+}
+
+async fn place(
+    connection: &mut PgConnection,
+    placement: &Placement,
     balance: Wei,
-) -> Result<Result<Value, Refusal>, sqlx::Error> {
+) -> Result<Result<Value, Refusal>, LedgerError> {
+    let Placement {
+        account,
+        wallet,
+        lot_id,
+        amount,
+        bid_id,
+    } = *placement;
+    // Under the wallet's lock, which unlinking takes too: a wallet unlinked a moment ago cannot
+    // back a bid, whatever token the bidder still holds.
+    let owner: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT account_id FROM wallets WHERE address = $1")
+            .bind(wallet.to_lowercase_hex())
+            .fetch_optional(&mut *connection)
+            .await?;
+    if owner != Some(account.0) {
+        return Ok(Err(Refusal::WalletNotLinked));
+    }
+    let (abandoned, recorded): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM abandoned_bids WHERE bid_id = $1),
+                EXISTS (SELECT 1 FROM recorded_bids WHERE bid_id = $1)",
+    )
+    .bind(bid_id.0)
+    .fetch_one(&mut *connection)
+    .await?;
+    if abandoned {
+        return Ok(Err(Refusal::BidAbandoned));
+    }
     let others = committed(connection, wallet, Some(lot_id)).await?;
     let existing = current(connection, wallet, lot_id).await?;
     if let Err(refusal) = admit(
         balance,
         others,
-        existing.as_ref().map(|row| (row.status, row.amount)),
+        existing.as_ref().map(|hold| (hold.status, hold.amount)),
         amount,
     ) {
         return Ok(Err(refusal));
     }
-    // Remember the last recorded state, to restore it if this bid is never recorded.
-    let previous = match &existing {
-        Some(row) if row.status == HoldStatus::Active && row.bid_recorded => {
-            Some((row.amount, row.bid_id))
-        }
-        _ => None,
-    };
-    let keep_previous =
-        matches!(&existing, Some(row) if row.status == HoldStatus::Active && !row.bid_recorded);
-    let recorded: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM recorded_bids WHERE bid_id = $1)")
-            .bind(bid_id.0)
-            .fetch_one(&mut *connection)
-            .await?;
     sqlx::query(
-        "INSERT INTO holds (wallet, lot_id, status, amount, bid_id, bid_recorded, previous_amount, previous_bid_id)
-         VALUES ($1, $2, 'active', $3::numeric, $4, $5, $6::numeric, $7)
+        "INSERT INTO holds (wallet, lot_id, status, amount, bid_id, bid_recorded)
+         VALUES ($1, $2, 'active', $3::numeric, $4, $5)
          ON CONFLICT (wallet, lot_id) DO UPDATE SET
              status = 'active', amount = EXCLUDED.amount, bid_id = EXCLUDED.bid_id,
-             bid_recorded = EXCLUDED.bid_recorded,
-             previous_amount = CASE WHEN $8 THEN holds.previous_amount ELSE EXCLUDED.previous_amount END,
-             previous_bid_id = CASE WHEN $8 THEN holds.previous_bid_id ELSE EXCLUDED.previous_bid_id END,
-             payment_deadline = NULL, updated_at = now()",
+             bid_recorded = EXCLUDED.bid_recorded, payment_deadline = NULL, updated_at = now()",
     )
     .bind(wallet.to_lowercase_hex())
     .bind(lot_id.0)
     .bind(amount.to_string())
     .bind(bid_id.0)
     .bind(recorded)
-    .bind(previous.map(|(amount, _)| amount.to_string()))
-    .bind(previous.and_then(|(_, bid)| bid).map(|bid| bid.0))
-    .bind(keep_previous)
     .execute(&mut *connection)
     .await?;
     let hold = Hold {
@@ -396,28 +445,21 @@ async fn release(
     wallet: EthAddress,
     lot_id: LotId,
     only_for: Option<BidId>,
-) -> Result<Result<Value, Refusal>, sqlx::Error> {
+) -> Result<Result<Value, Refusal>, LedgerError> {
     let existing = current(connection, wallet, lot_id).await?;
-    if let Some(row) = &existing
+    if let Some(hold) = &existing
         && only_for.is_some()
-        && row.bid_id != only_for
+        && hold.bid_id != only_for
     {
         // The hold now backs a newer bid: this release is stale, and a no-op.
-        let hold = Hold {
-            wallet,
-            lot_id,
-            status: row.status,
-            amount: row.amount,
-            bid_id: row.bid_id,
-        };
-        return Ok(Ok(json!({"hold": hold})));
+        return Ok(Ok(json!({ "hold": hold })));
     }
-    if let Some(row) = &existing {
-        if matches!(row.status, HoldStatus::Captured | HoldStatus::Settled) {
+    if let Some(hold) = &existing {
+        if matches!(hold.status, HoldStatus::Captured | HoldStatus::Settled) {
             // The lot is sold to this wallet: only settlement may free the capture.
             return Ok(Err(Refusal::AlreadyCaptured));
         }
-        if row.status == HoldStatus::Active {
+        if hold.status == HoldStatus::Active {
             sqlx::query("UPDATE holds SET status = 'released', updated_at = now() WHERE wallet = $1 AND lot_id = $2")
                 .bind(wallet.to_lowercase_hex())
                 .bind(lot_id.0)
@@ -426,7 +468,7 @@ async fn release(
         }
     }
     // Releasing what is not held is a no-op that succeeds: the goal, nothing held, is reached.
-    let (amount, bid_id) = existing.map_or((Wei::ZERO, None), |row| (row.amount, row.bid_id));
+    let (amount, bid_id) = existing.map_or((Wei::ZERO, None), |hold| (hold.amount, hold.bid_id));
     Ok(Ok(
         json!({"hold": Hold { wallet, lot_id, status: HoldStatus::Released, amount, bid_id }}),
     ))
@@ -439,16 +481,16 @@ pub async fn capture(
     lot_id: LotId,
     amount: Wei,
     deadline: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<Result<Value, Refusal>, sqlx::Error> {
-    let Some(row) = current(connection, wallet, lot_id).await? else {
+) -> Result<Result<Value, Refusal>, LedgerError> {
+    let Some(hold) = current(connection, wallet, lot_id).await? else {
         return Ok(Err(Refusal::NoActiveHold));
     };
-    match row.status {
-        HoldStatus::Captured if row.amount == amount => {}
+    match hold.status {
+        HoldStatus::Captured if hold.amount == amount => {}
         HoldStatus::Captured | HoldStatus::Settled => return Ok(Err(Refusal::AlreadyCaptured)),
         HoldStatus::Released => return Ok(Err(Refusal::NoActiveHold)),
-        HoldStatus::Active if amount > row.amount => {
-            return Ok(Err(Refusal::CaptureExceedsHold { held: row.amount }));
+        HoldStatus::Active if amount > hold.amount => {
+            return Ok(Err(Refusal::CaptureExceedsHold { held: hold.amount }));
         }
         HoldStatus::Active => {
             sqlx::query(
@@ -464,13 +506,11 @@ pub async fn capture(
         }
     }
     let hold = Hold {
-        wallet,
-        lot_id,
         status: HoldStatus::Captured,
         amount,
-        bid_id: row.bid_id,
+        ..hold
     };
-    Ok(Ok(json!({"hold": hold})))
+    Ok(Ok(json!({ "hold": hold })))
 }
 
 /// Holds, filtered by lot and/or wallet, for operators and for `bids`.
@@ -478,33 +518,20 @@ pub async fn list(
     pool: &PgPool,
     lot_id: Option<LotId>,
     wallet: Option<EthAddress>,
-) -> Result<Vec<Hold>, sqlx::Error> {
-    let rows: Vec<(String, uuid::Uuid, String, String, Option<uuid::Uuid>)> = sqlx::query_as(
-        "SELECT wallet, lot_id, status, amount::text, bid_id FROM holds
+) -> Result<Vec<Hold>, LedgerError> {
+    let rows: Vec<HoldRow> = sqlx::query_as(&format!(
+        "SELECT {HOLD_COLUMNS} FROM holds
          WHERE ($1::uuid IS NULL OR lot_id = $1) AND ($2::text IS NULL OR wallet = $2)
-         ORDER BY lot_id, wallet LIMIT 1000",
-    )
+         ORDER BY lot_id, wallet LIMIT 1000"
+    ))
     .bind(lot_id.map(|lot| lot.0))
     .bind(wallet.map(|wallet| wallet.to_lowercase_hex()))
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(wallet, lot_id, status, amount, bid_id)| {
-            Some(Hold {
-                wallet: wallet.parse().ok()?,
-                lot_id: LotId(lot_id),
-                status: HoldStatus::parse(&status),
-                amount: parse_wei(&amount),
-                bid_id: bid_id.map(BidId),
-            })
-        })
-        .collect())
-}
-
-/// NUMERIC(78,0) values come back as decimal text, which always parses.
-pub fn parse_wei(raw: &str) -> Wei {
-    raw.parse().unwrap_or(Wei::ZERO)
+        .map(Hold::try_from)
+        .collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]
@@ -526,22 +553,10 @@ mod tests {
 
     #[test]
     fn a_raise_replaces_the_current_amount_rather_than_adding_to_it() {
+        let active = |amount| Some((HoldStatus::Active, wei(amount)));
+        assert_eq!(admit(wei(100), wei(0), active(90), wei(100)), Ok(()));
         assert_eq!(
-            admit(
-                wei(100),
-                wei(0),
-                Some((HoldStatus::Active, wei(90))),
-                wei(100)
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            admit(
-                wei(100),
-                wei(0),
-                Some((HoldStatus::Active, wei(90))),
-                wei(80)
-            ),
+            admit(wei(100), wei(0), active(90), wei(80)),
             Err(Refusal::WouldDecrease { current: wei(90) })
         );
     }
@@ -570,5 +585,11 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn an_unknown_hold_status_is_not_read_as_any_known_one() {
+        assert_eq!("captured".parse::<HoldStatus>(), Ok(HoldStatus::Captured));
+        assert!("frozen".parse::<HoldStatus>().is_err());
     }
 }

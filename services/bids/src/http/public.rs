@@ -1,0 +1,121 @@
+//! The public API: placing bids (signed-in bidders), and the state, history and per-lot event
+//! log that browsers and the gateway read.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use gavel_common::auth::Authenticated;
+use gavel_common::extract;
+use gavel_common::idempotency::IdempotencyKey;
+use gavel_common::problem::Problem;
+use gavel_types::LotId;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::engine::{BidRequest, Bidder};
+use crate::rules;
+use crate::store;
+
+pub(super) fn parse_lot(raw: &str) -> Result<LotId, Problem> {
+    raw.parse()
+        .map_err(|_| Problem::invalid("lot_id", "a lot id is a UUID"))
+}
+
+pub async fn place(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Path(lot_id): Path<String>,
+    key: IdempotencyKey,
+    extract::Json(request): extract::Json<BidRequest>,
+) -> Result<Response, ApiError> {
+    let lot_id = parse_lot(&lot_id)?;
+    if request.max_amount.is_some_and(|max| max < request.amount) {
+        return Err(
+            Problem::invalid("max_amount", "the maximum cannot be below the amount").into(),
+        );
+    }
+    let wallet = claims
+        .wallet
+        .parse()
+        .map_err(|_| Problem::unauthorized("the token names no valid wallet"))?;
+    let bidder = Bidder {
+        account: gavel_types::AccountId(claims.sub),
+        wallet,
+    };
+    let answer = state.engine.place(bidder, lot_id, &key, &request).await?;
+    Ok(answer.into_response())
+}
+
+/// The lot's public state. The reserve amount is never shown, only whether it is met; buy-now
+/// only while it is on offer; the outcome once the auction has ended.
+pub async fn snapshot(
+    State(state): State<AppState>,
+    Path(lot_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let lot_id = parse_lot(&lot_id)?;
+    let stored = store::load(&state.engine.pool, lot_id, false)
+        .await?
+        .ok_or(ApiError::NotFound("lot"))?;
+    let lot = &stored.lot;
+    let open = !lot.status.ended();
+    Ok(Json(json!({
+        "lot_id": lot_id,
+        "title": stored.title,
+        "status": lot.status.as_str(),
+        "price": lot.price,
+        "leader": lot.leader.map(|leader| leader.bidder),
+        "bid_count": lot.bid_count,
+        "minimum_next": open.then(|| rules::minimum_next(lot)),
+        "starts_at": lot.rules.starts_at,
+        "ends_at": lot.ends_at,
+        "buy_now": if open { rules::buy_now_available(lot) } else { None },
+        "reserve_met": lot.rules.reserve.map(|reserve| lot.price.is_some_and(|price| price >= reserve)),
+        "outcome": stored.outcome,
+        "sequence": stored.seq,
+        "server_time": stored.now,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    limit: Option<i64>,
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    Path(lot_id): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<Vec<store::BidView>>, ApiError> {
+    let lot_id = parse_lot(&lot_id)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(
+        store::history(&state.engine.pool, lot_id, limit).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    since: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Events with a sequence above `since`, in order: what a client missed.
+pub async fn events(
+    State(state): State<AppState>,
+    Path(lot_id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let lot_id = parse_lot(&lot_id)?;
+    let since = query.since.unwrap_or(0);
+    if since < 0 {
+        return Err(Problem::invalid("since", "a sequence number is zero or more").into());
+    }
+    let limit = query.limit.unwrap_or(500).clamp(1, 1000);
+    let events = store::events_since(&state.engine.pool, lot_id, since, limit).await?;
+    Ok(Json(
+        json!({"lot_id": lot_id, "since": since, "events": events}),
+    ))
+}
