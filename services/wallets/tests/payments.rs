@@ -28,6 +28,17 @@ struct Sale {
 /// A winner who signed in, held funds and won `price`; `seller` is where they must pay.
 async fn sell(app: &TestApp, seller: &str, price: u128) -> Sale {
     let winner = funded_wallet(&app.chain, &(100 * ETHER).to_string()).await;
+    sell_to(app, seller, price, winner, chrono::Utc::now()).await
+}
+
+/// [`sell`] to a given winner, the auction having closed at `closed_at`.
+async fn sell_to(
+    app: &TestApp,
+    seller: &str,
+    price: u128,
+    winner: PrivateKeySigner,
+    closed_at: chrono::DateTime<chrono::Utc>,
+) -> Sale {
     let (token, signed_in) = app.sign_in(&winner).await;
     let account: AccountId = AccountId(
         signed_in["account_id"]
@@ -57,7 +68,7 @@ async fn sell(app: &TestApp, seller: &str, price: u128) -> Sale {
             price: Wei::from_u128(price),
             winning_bid: bid,
         },
-        closed_at: chrono::Utc::now(),
+        closed_at,
     };
     publish(
         app,
@@ -274,6 +285,59 @@ async fn a_missed_deadline_defaults_the_payment_and_releases_the_capture() {
         (status, problem["code"].as_str()),
         (409, Some("payment_closed")),
         "{problem}"
+    );
+    app.stop().await;
+}
+
+/// Scenario 5 of the money-path review: a transfer mined before the auction closed (made in
+/// advance, or for something else entirely) does not pay for the lot; one mined after it does.
+#[tokio::test]
+async fn a_transfer_mined_before_the_close_does_not_pay_for_the_lot() {
+    let app = spawn_with(Options::default()).await;
+    let seller = PrivateKeySigner::random().address().to_checksum(None);
+    let winner = funded_wallet(&app.chain, &(100 * ETHER).to_string()).await;
+    let from = winner.address().to_checksum(None);
+    let early = app
+        .chain
+        .send(&from, &seller, &(2 * ETHER).to_string(), None)
+        .await;
+    let receipt = app.chain.receipt(&early).await;
+    let block = app
+        .chain
+        .rpc(
+            "eth_getBlockByNumber",
+            json!([receipt["blockNumber"], false]),
+        )
+        .await;
+    let mined_at = i64::from_str_radix(
+        block["timestamp"]
+            .as_str()
+            .expect("a quantity")
+            .trim_start_matches("0x"),
+        16,
+    )
+    .expect("hex");
+    let closed_at = chrono::DateTime::from_timestamp(mined_at + 2, 0).expect("a time");
+    let sale = sell_to(&app, &seller, 2 * ETHER, winner, closed_at).await;
+
+    let (status, problem) = submit(&app, &sale, &early).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("transaction_before_close")),
+        "{problem}"
+    );
+    app.chain
+        .rpc("evm_setNextBlockTimestamp", json!([mined_at + 3]))
+        .await;
+    let paid = app
+        .chain
+        .send(&from, &seller, &(2 * ETHER).to_string(), None)
+        .await;
+    let (status, payment) = submit(&app, &sale, &paid).await;
+    assert_eq!(
+        (status, payment["status"].as_str()),
+        (200, Some("confirmed")),
+        "{payment}"
     );
     app.stop().await;
 }
