@@ -1,7 +1,18 @@
 // A lot's live auction state: built from a `snapshot` and moved on by `event`s, one sequence at a
 // time. Pure functions, so the rules are easy to read and to test.
 
-import { minimumNext } from './wei.js';
+import { minimumNext, toWei } from './wei.js';
+
+/**
+ * The buy-now price while it is on offer: once the bidding has reached it, buy-now is gone (as
+ * the engine rules), so nobody can buy below the standing price.
+ */
+export function buyNowOffered(buyNow, price) {
+  const limit = toWei(buyNow);
+  if (limit === null) return null;
+  const current = toWei(price);
+  return current === null || current < limit ? buyNow : null;
+}
 
 /** The state a `snapshot` (or the bids REST snapshot) describes, at `sequence`. */
 export function fromSnapshot(lot, sequence) {
@@ -13,9 +24,9 @@ export function fromSnapshot(lot, sequence) {
     minimumNext: lot.minimum_next ?? null,
     endsAt: lot.ends_at ?? null,
     startsAt: lot.starts_at ?? null,
-    buyNow: lot.buy_now ?? null,
+    buyNow: buyNowOffered(lot.buy_now ?? null, lot.price ?? null),
     reserveMet: lot.reserve_met ?? null,
-    outcome: null,
+    outcome: lot.outcome?.outcome ?? null,
     sequence: Number(sequence ?? lot.sequence ?? 0),
   };
 }
@@ -45,9 +56,19 @@ export function applyEvent(state, frame, rules) {
       next.minimumNext = rules
         ? minimumNext({ price: next.price, startPrice: rules.start_price, increment: rules.increment })?.toString() ?? null
         : null;
+      next.buyNow = buyNowOffered(next.buyNow, next.price);
+      break;
+    case 'auction.updated':
+      // The seller changed the lot before its first bid: new start, end, price rules.
+      if (data.starts_at) next.startsAt = data.starts_at;
+      if (data.ends_at) next.endsAt = data.ends_at;
+      next.buyNow = buyNowOffered(data.buy_now ?? null, next.price);
+      if (data.start_price && next.price === null) next.minimumNext = data.start_price;
+      if (data.has_reserve === false) next.reserveMet = null;
       break;
     case 'auction.closed':
       next.status = 'closed';
+      next.buyNow = null;
       next.outcome = data.outcome ?? null;
       if (data.outcome === 'sold' && data.price) next.price = data.price;
       if (data.closed_at) next.endsAt = data.closed_at;

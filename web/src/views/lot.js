@@ -211,7 +211,8 @@ export function lotView(container, { id }) {
     minButton.dataset.wei = min !== null ? min.toString() : '';
     minButton.disabled = min === null || status !== 'open';
 
-    const buyNow = state.buyNow ?? lot?.buy_now;
+    // Only the engine's live state counts: buy-now is gone once the price reached it.
+    const buyNow = state.buyNow;
     buyNowButton.hidden = !(buyNow && status === 'open');
     if (buyNow) {
       buyNowButton.textContent = `Buy now: ${showEth(buyNow)}`;
