@@ -1,7 +1,14 @@
 //! Verification of the access tokens that `wallets` mints (EdDSA/Ed25519 JWTs). Services hold
-//! only the public key, so none of them can forge a token.
+//! only public keys, so none of them can forge a token.
+//!
+//! Keys come from `wallets`' JWKS (`auth.jwks_url`), cached by key id and fetched again when a
+//! token names a key id not seen yet (at most once per `auth.jwks_refresh`, so forged key ids
+//! cannot hammer `wallets`): a key rotation needs no restart anywhere. The key configured in
+//! `auth.jwt_public_key`, when set, is the fallback for tokens whose key the JWKS does not give.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
@@ -15,12 +22,37 @@ use crate::problem::Problem;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// The Ed25519 public key of `wallets`, PEM-encoded (`-----BEGIN PUBLIC KEY-----`).
-    pub jwt_public_key: String,
+    /// An Ed25519 public key of `wallets`, PEM-encoded (`-----BEGIN PUBLIC KEY-----`): the
+    /// fallback when the JWKS is not set or does not answer.
+    #[serde(default)]
+    pub jwt_public_key: Option<String>,
+    /// `wallets`' JWKS, e.g. `http://wallets:8083/.well-known/jwks.json`.
+    #[serde(default)]
+    pub jwks_url: Option<url::Url>,
+    /// The JWKS is fetched again at most this often (for a key id it does not know yet).
+    #[serde(default = "default_jwks_refresh", with = "humantime_serde")]
+    pub jwks_refresh: Duration,
     #[serde(default = "default_issuer")]
     pub issuer: String,
     #[serde(default = "default_audience")]
     pub audience: String,
+}
+
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl AuthConfig {
+    /// Verification with one fixed key (tests, and `wallets` checking its own tokens).
+    pub fn with_key(pem: impl Into<String>) -> Self {
+        Self {
+            jwt_public_key: Some(pem.into()),
+            jwks_url: None,
+            jwks_refresh: default_jwks_refresh(),
+            issuer: default_issuer(),
+            audience: default_audience(),
+        }
+    }
 }
 
 fn default_issuer() -> String {
@@ -48,13 +80,30 @@ pub struct Claims {
 pub enum AuthConfigError {
     #[error("`auth.jwt_public_key` is not an Ed25519 public key in PEM form")]
     BadKey(#[source] jsonwebtoken::errors::Error),
+    #[error("set `auth.jwks_url` (GAVEL_AUTH__JWKS_URL), `auth.jwt_public_key`, or both")]
+    NoKey,
+    #[error("cannot create the JWKS client")]
+    Client(#[source] reqwest::Error),
 }
 
-/// Checks signature, issuer, audience and expiry of access tokens.
+/// Checks signature, issuer, audience and expiry of access tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct JwtVerifier {
-    key: Arc<DecodingKey>,
-    validation: Arc<Validation>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    fallback: Option<DecodingKey>,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    jwks: Option<Jwks>,
+    validation: Validation,
+}
+
+struct Jwks {
+    url: url::Url,
+    http: reqwest::Client,
+    refresh: Duration,
+    fetched: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -67,24 +116,127 @@ impl std::fmt::Debug for JwtVerifier {
 
 impl JwtVerifier {
     pub fn from_config(config: &AuthConfig) -> Result<Self, AuthConfigError> {
-        let key = DecodingKey::from_ed_pem(config.jwt_public_key.as_bytes())
-            .map_err(AuthConfigError::BadKey)?;
+        let fallback = config
+            .jwt_public_key
+            .as_deref()
+            .map(|pem| DecodingKey::from_ed_pem(pem.as_bytes()).map_err(AuthConfigError::BadKey))
+            .transpose()?;
+        let jwks = match &config.jwks_url {
+            Some(url) => Some(Jwks {
+                url: url.clone(),
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(AuthConfigError::Client)?,
+                refresh: config.jwks_refresh,
+                fetched: Mutex::new(None),
+            }),
+            None => None,
+        };
+        if fallback.is_none() && jwks.is_none() {
+            return Err(AuthConfigError::NoKey);
+        }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
         Ok(Self {
-            key: Arc::new(key),
-            validation: Arc::new(validation),
+            inner: Arc::new(Inner {
+                fallback,
+                keys: RwLock::default(),
+                jwks,
+                validation,
+            }),
         })
     }
 
-    pub fn verify(&self, token: &str) -> Result<Claims, Problem> {
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|error| Problem::unauthorized(format!("invalid access token: {error}")))
+    pub async fn verify(&self, token: &str) -> Result<Claims, Problem> {
+        let invalid = |error: jsonwebtoken::errors::Error| {
+            Problem::unauthorized(format!("invalid access token: {error}"))
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(invalid)?;
+        if let Some(kid) = &header.kid {
+            if let Some(claims) = self.with_known_key(kid, token) {
+                return claims.map_err(invalid);
+            }
+            if self.refresh().await
+                && let Some(claims) = self.with_known_key(kid, token)
+            {
+                return claims.map_err(invalid);
+            }
+        }
+        match &self.inner.fallback {
+            Some(key) => jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation)
+                .map(|data| data.claims)
+                .map_err(invalid),
+            None => Err(Problem::unauthorized(
+                "invalid access token: signed with a key this service does not know",
+            )),
+        }
     }
+
+    fn with_known_key(
+        &self,
+        kid: &str,
+        token: &str,
+    ) -> Option<Result<Claims, jsonwebtoken::errors::Error>> {
+        let keys = self
+            .inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = keys.get(kid)?;
+        Some(
+            jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation)
+                .map(|data| data.claims),
+        )
+    }
+
+    /// Fetches the JWKS again, unless it was fetched less than `jwks_refresh` ago; returns
+    /// whether the keys were refreshed.
+    async fn refresh(&self) -> bool {
+        let Some(jwks) = &self.inner.jwks else {
+            return false;
+        };
+        {
+            let mut fetched = jwks.fetched.lock().unwrap_or_else(PoisonError::into_inner);
+            if fetched.is_some_and(|at| at.elapsed() < jwks.refresh) {
+                return false;
+            }
+            *fetched = Some(Instant::now());
+        }
+        let set = match fetch_jwks(jwks).await {
+            Ok(set) => set,
+            Err(error) => {
+                tracing::warn!(url = %jwks.url, %error, "cannot fetch the JWKS; using the keys known so far");
+                return false;
+            }
+        };
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            if let (Some(kid), Ok(key)) = (&jwk.common.key_id, DecodingKey::from_jwk(jwk)) {
+                keys.insert(kid.clone(), key);
+            }
+        }
+        tracing::info!(keys = keys.len(), "fetched the JWKS");
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = keys;
+        true
+    }
+}
+
+async fn fetch_jwks(jwks: &Jwks) -> Result<jsonwebtoken::jwk::JwkSet, reqwest::Error> {
+    jwks.http
+        .get(jwks.url.clone())
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
 }
 
 /// The signed-in caller. Rejects with 401 when the bearer token is missing or does not verify.
@@ -102,6 +254,7 @@ where
         let token = bearer_token(parts)?;
         JwtVerifier::from_ref(state)
             .verify(token)
+            .await
             .map(Authenticated)
     }
 }

@@ -67,3 +67,53 @@ impl Cache {
             .map_err(|error| error.to_string())
     }
 }
+
+/// A fixed-window rate limit shared by every replica: at most `limit` events per `window` for
+/// each key, counted in Redis. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WindowLimiter {
+    cache: Cache,
+    /// Names this limit in its keys (`rate:<name>:<key>:<window>`).
+    name: &'static str,
+    limit: u32,
+    window: std::time::Duration,
+}
+
+impl WindowLimiter {
+    pub fn new(cache: Cache, name: &'static str, limit: u32, window: std::time::Duration) -> Self {
+        Self {
+            cache,
+            name,
+            limit,
+            window: window.max(std::time::Duration::from_millis(1)),
+        }
+    }
+
+    /// Counts one event for `key`; false once this window's allowance is used.
+    pub async fn allow(&self, key: &str) -> redis::RedisResult<bool> {
+        let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
+        let now_ms = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
+        let slot = now_ms / window_ms;
+        let redis_key = self.cache.key(&format!("rate:{}:{key}:{slot}", self.name));
+        let mut connection = self.cache.connection();
+        let (count,): (u32,) = redis::pipe()
+            .atomic()
+            .incr(&redis_key, 1)
+            .ignore()
+            .pexpire(
+                &redis_key,
+                i64::try_from(window_ms.saturating_mul(2)).unwrap_or(i64::MAX),
+            )
+            .ignore()
+            .get(&redis_key)
+            .query_async(&mut connection)
+            .await?;
+        Ok(count <= self.limit)
+    }
+}

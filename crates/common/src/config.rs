@@ -186,19 +186,45 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Where a listener binds.
+/// Where a listener binds, and what it allows a connection.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
     pub addr: std::net::SocketAddr,
+    /// A client must send a request's headers within this (also how long an idle keep-alive
+    /// connection is kept): a connection dribbling headers is closed.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_connections() -> usize {
+    4096
 }
 
 impl ListenConfig {
+    pub fn new(addr: std::net::SocketAddr) -> Self {
+        Self {
+            addr,
+            header_read_timeout: default_header_read_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+
     /// `0.0.0.0:port`: every interface, as a container wants.
     pub fn all_interfaces(port: u16) -> Self {
-        Self {
-            addr: ([0, 0, 0, 0], port).into(),
-        }
+        Self::new(([0, 0, 0, 0], port).into())
+    }
+
+    /// An ephemeral loopback port, for tests.
+    pub fn loopback() -> Self {
+        Self::new(([127, 0, 0, 1], 0).into())
     }
 }
 

@@ -1,8 +1,9 @@
 //! Extractors whose rejections are [`Problem`]s naming the field at fault, instead of axum's
 //! plain-text defaults.
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::problem::Problem;
@@ -50,6 +51,43 @@ where
     }
 }
 
+/// Like `axum::extract::Query`, but a query string that does not deserialize is a 400 problem
+/// naming the parameter at fault.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
+    }
+}
+
+/// Deserializes a query string, reporting the parameter of the first bad value.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
+    let deserializer =
+        serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        // An unknown parameter is reported at the root; its name is in the message.
+        let field = if path == "." {
+            message
+                .split('`')
+                .nth(1)
+                .map_or_else(|| "query".to_owned(), str::to_owned)
+        } else {
+            path
+        };
+        Problem::invalid(field, message)
+    })
+}
+
 /// Deserializes JSON bytes, reporting the path of the first bad value.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -89,6 +127,23 @@ mod tests {
         let body = problem.to_json();
         assert_eq!(body["field"], "rules.start_price");
         assert_eq!(problem.status(), 400);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Page {
+        limit: Option<u32>,
+    }
+
+    #[test]
+    fn a_bad_query_parameter_is_named() {
+        let problem = parse_query::<Page>("limit=many").expect_err("not a number");
+        assert_eq!(problem.to_json()["field"], "limit");
+        let problem = parse_query::<Page>("limti=5").expect_err("unknown");
+        assert_eq!(problem.to_json()["field"], "limti");
+        assert_eq!(problem.status(), 400);
+        assert!(parse_query::<Page>("limit=5").is_ok());
     }
 
     #[test]

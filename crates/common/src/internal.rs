@@ -41,7 +41,7 @@ impl InternalConfig {
     }
 
     pub fn listen(&self) -> ListenConfig {
-        ListenConfig { addr: self.addr }
+        ListenConfig::new(self.addr)
     }
 
     pub fn callers(&self) -> Callers {

@@ -11,6 +11,7 @@
 //! - [`internal`]: service-to-service APIs on their own listener, with per-caller tokens, and the
 //!   client that calls them.
 //! - [`idempotency`]: the `Idempotency-Key` header and stored answers that replay.
+//! - [`listener`]: serving one listener: header deadline, connection cap, client address.
 //! - [`server`]: runs the public, internal and admin listeners and the background tasks until shutdown, then
 //!   drains within a deadline.
 //! - [`problem`] and [`extract`]: the one `application/problem+json` error body and the extractors
@@ -27,6 +28,7 @@ pub mod health;
 pub mod http;
 pub mod idempotency;
 pub mod internal;
+pub mod listener;
 pub mod metrics;
 pub mod problem;
 pub mod server;

@@ -78,25 +78,42 @@ impl Metrics {
     }
 }
 
-/// Middleware recording count, latency and in-flight gauge per matched route.
+/// The method as a label: one of the methods HTTP defines, or `other`, so that a client sending
+/// made-up methods cannot grow the label set.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Middleware recording count, latency and in-flight gauge per matched route (or `unmatched`)
+/// and bounded method.
 pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     metrics.in_flight.inc();
     let started = Instant::now();
     let response = next.run(request).await;
     metrics.in_flight.dec();
     metrics
         .duration
-        .with_label_values(&[&method, &route])
+        .with_label_values(&[method, &route])
         .observe(started.elapsed().as_secs_f64());
     metrics
         .requests
-        .with_label_values(&[&method, &route, response.status().as_str()])
+        .with_label_values(&[method, &route, response.status().as_str()])
         .inc();
     response
 }

@@ -15,7 +15,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,19 +23,23 @@ use tracing::{error, info, warn};
 use crate::BoxError;
 use crate::config::{ListenConfig, ShutdownConfig};
 use crate::health::Readiness;
+use crate::listener::{ConnectionLimits, serve};
 use crate::metrics::Metrics;
 
 /// A long-running task of a service (an outbox relay, a consumer). It must return once the
 /// service's cancellation token fires; returning earlier counts as a failure and stops the service.
 pub type Task = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
-/// The bound listeners of a service.
+/// The bound listeners of a service, and how each treats its connections.
 #[derive(Debug)]
 pub struct Listeners {
     pub http: TcpListener,
     pub admin: TcpListener,
     /// The service-to-service API's listener, for services that serve one.
     pub internal: Option<TcpListener>,
+    pub http_limits: ConnectionLimits,
+    pub internal_limits: ConnectionLimits,
+    pub admin_limits: ConnectionLimits,
 }
 
 /// Where each listener of a service binds.
@@ -57,16 +60,28 @@ impl Listeners {
             http: TcpListener::bind(addresses.http.addr).await?,
             admin: TcpListener::bind(addresses.admin.addr).await?,
             internal,
+            http_limits: ConnectionLimits::of(addresses.http),
+            internal_limits: ConnectionLimits::of(addresses.internal.unwrap_or(addresses.http)),
+            admin_limits: ConnectionLimits::of(addresses.admin),
         })
     }
 
-    /// Each on an ephemeral loopback port, for tests.
+    /// Each on an ephemeral loopback port, with the default limits, for tests.
     pub async fn ephemeral() -> std::io::Result<Self> {
+        Self::ephemeral_with(&ListenConfig::loopback()).await
+    }
+
+    /// Each on an ephemeral loopback port, the public one with `http`'s limits.
+    pub async fn ephemeral_with(http: &ListenConfig) -> std::io::Result<Self> {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let defaults = ConnectionLimits::of(&ListenConfig::loopback());
         Ok(Self {
             http: TcpListener::bind(any).await?,
             admin: TcpListener::bind(any).await?,
             internal: Some(TcpListener::bind(any).await?),
+            http_limits: ConnectionLimits::of(http),
+            internal_limits: defaults.clone(),
+            admin_limits: defaults,
         })
     }
 
@@ -95,7 +110,12 @@ pub struct Service {
     cancel: CancellationToken,
     tasks: Vec<(&'static str, Task)>,
     send_buffer: Option<usize>,
+    body_limit: usize,
 }
+
+/// The default largest request body a public listener reads (a service that takes uploads
+/// raises it for itself).
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,6 +137,7 @@ impl Service {
             cancel: CancellationToken::new(),
             tasks: Vec::new(),
             send_buffer: None,
+            body_limit: DEFAULT_BODY_LIMIT,
         }
     }
 
@@ -137,6 +158,13 @@ impl Service {
     /// Serves `router` on the internal listener (service-to-service APIs).
     pub fn with_internal(mut self, router: Router) -> Self {
         self.internal = Some(router);
+        self
+    }
+
+    /// The largest request body the public and internal listeners read: a larger declared body is
+    /// refused at once (413), a larger streamed one is cut off there.
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
         self
     }
 
@@ -253,47 +281,46 @@ pub async fn run(
         cancel,
         tasks: task_list,
         send_buffer,
+        body_limit,
     } = service;
-    let public = crate::http::instrument(router, metrics.clone());
+    let public = crate::http::instrument(router, metrics.clone(), body_limit);
     let admin = admin_router(metrics.clone(), readiness.clone());
 
     let http_stop = CancellationToken::new();
     let admin_stop = CancellationToken::new();
-    let mut http = tokio::spawn(
-        axum::serve(
-            listeners.http.tap_io(move |stream| {
-                if let Some(bytes) = send_buffer
-                    && let Err(error) = socket2::SockRef::from(&*stream).set_send_buffer_size(bytes)
-                {
-                    warn!(%error, "cannot set the send buffer size");
-                }
-            }),
-            public,
-        )
-        .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-        .into_future(),
-    );
+    let http_limits = ConnectionLimits {
+        send_buffer,
+        ..listeners.http_limits
+    };
+    let mut http = tokio::spawn(serve(
+        listeners.http,
+        public,
+        http_limits,
+        http_stop.clone(),
+    ));
     // The internal listener drains with the public one; without an internal router it never
     // starts, and a listener bound for it is dropped (closed) here.
     let internal_server = match (internal, listeners.internal) {
         (Some(router), Some(listener)) => {
-            let router = crate::http::instrument(router, metrics.clone());
-            Some(tokio::spawn(
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-                    .into_future(),
-            ))
+            let router = crate::http::instrument(router, metrics.clone(), body_limit);
+            Some(tokio::spawn(serve(
+                listener,
+                router,
+                listeners.internal_limits,
+                http_stop.clone(),
+            )))
         }
         _ => None,
     };
     let mut internal_done = internal_server.is_none();
     let mut internal_server =
         internal_server.unwrap_or_else(|| tokio::spawn(std::future::pending()));
-    let mut admin_server = tokio::spawn(
-        axum::serve(listeners.admin, admin)
-            .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
-            .into_future(),
-    );
+    let mut admin_server = tokio::spawn(serve(
+        listeners.admin,
+        admin,
+        listeners.admin_limits,
+        admin_stop.clone(),
+    ));
     let mut tasks = JoinSet::new();
     for (name, task) in task_list {
         tasks.spawn(async move { (name, task.await) });

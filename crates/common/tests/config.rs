@@ -18,9 +18,7 @@ struct Config {
 }
 
 fn default_http() -> ListenConfig {
-    ListenConfig {
-        addr: ([0, 0, 0, 0], 8080).into(),
-    }
+    ListenConfig::all_interfaces(8080)
 }
 
 fn file(contents: &str) -> tempfile_like::TempFile {

@@ -15,12 +15,19 @@ MCowBQYDK2VwAyEAYVKwLx9k6cSO4Qaqt7svsbaGo2bQkxqkoE/0vTCo2ek=
 -----END PUBLIC KEY-----
 ";
 
+/// A second key pair, for key rotation tests.
+pub const NEXT_PRIVATE_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIOs+yUvydMUiCpaweFk7hKwyJItEWjRY2rbkSaFoQ6Gi
+-----END PRIVATE KEY-----
+";
+
+pub const NEXT_PUBLIC_KEY_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEALpc3fj2X7JZfAcyvNOftlQg/09sYmRqKkgQIP20TAwM=
+-----END PUBLIC KEY-----
+";
+
 pub fn auth_config() -> AuthConfig {
-    AuthConfig {
-        jwt_public_key: PUBLIC_KEY_PEM.to_owned(),
-        issuer: "gavel-wallets".to_owned(),
-        audience: "gavel".to_owned(),
-    }
+    AuthConfig::with_key(PUBLIC_KEY_PEM)
 }
 
 /// Valid claims for `account`, expiring in an hour.

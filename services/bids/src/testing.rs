@@ -32,9 +32,7 @@ pub struct Options {
 
 /// A config for tests: loopback ports, fast ticks and retries.
 pub fn config(options: &Options) -> Config {
-    let loopback = || ListenConfig {
-        addr: ([127, 0, 0, 1], 0).into(),
-    };
+    let loopback = ListenConfig::loopback;
     Config {
         http: loopback(),
         admin: loopback(),

@@ -28,6 +28,8 @@ pub struct Config {
     #[serde(default)]
     pub gateway: GatewayConfig,
     #[serde(default)]
+    pub edge: crate::edge::EdgeConfig,
+    #[serde(default)]
     pub web: WebConfig,
 }
 
@@ -52,10 +54,17 @@ pub struct UpstreamConfig {
     /// Per request; an upload of photos gets four times as long.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// The largest request body forwarded (a photo upload at `lots`' limit, with its framing).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
 }
 
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024 + 64 * 1024
 }
 
 /// The WebSocket sessions' limits (`docs/gateway.md`).
@@ -109,6 +118,9 @@ pub struct WebConfig {
     pub chain_id: u64,
     /// A JSON-RPC endpoint the client may show (a local dev chain); none in production.
     pub rpc_url: Option<url::Url>,
+    /// Further origins the client may load images from (a public photo bucket or CDN), for its
+    /// Content-Security-Policy.
+    pub image_origins: Vec<url::Url>,
 }
 
 impl Default for WebConfig {
@@ -117,6 +129,7 @@ impl Default for WebConfig {
             dir: PathBuf::from("web/dist"),
             chain_id: 31337,
             rpc_url: None,
+            image_origins: Vec::new(),
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::hub::{Hub, LiveEvent};
+use crate::log::LotLog;
 use crate::metrics::GatewayMetrics;
 use crate::protocol;
 
@@ -27,6 +28,8 @@ pub struct Fanout {
     pub broker: Broker,
     pub queue: String,
     pub hub: Arc<Hub>,
+    /// Remembers recent events, so that connections behind on a lot catch up from memory.
+    pub log: Arc<LotLog>,
     pub metrics: GatewayMetrics,
     /// True while the queue is bound and consumed: part of readiness, since a replica without
     /// it would serve clients no live events.
@@ -95,7 +98,9 @@ impl Fanout {
         backoff.reset();
         self.consuming.store(true, Ordering::Release);
         if !first {
-            // Events published while this replica had no queue are in the bids log.
+            // Events published while this replica had no queue are in the bids log, and memory
+            // can no longer vouch for any lot.
+            self.log.forget();
             self.hub.mark_all_behind();
         }
         loop {
@@ -117,7 +122,9 @@ impl Fanout {
             warn!("ignoring an auction event without a lot or sequence");
             return;
         };
-        let fanout = self.hub.publish(&Arc::new(event));
+        let event = Arc::new(event);
+        self.log.record(&event);
+        let fanout = self.hub.publish(&event);
         self.metrics.behind.inc_by(fanout.behind as u64);
     }
 }

@@ -2,12 +2,12 @@
 //! queue, and how it ends (`docs/gateway.md` lists the close codes).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use gavel_common::auth::{Claims, JwtVerifier};
-use gavel_messaging::Envelope;
 use gavel_types::LotId;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::GatewayConfig;
-use crate::hub::{Behind, Hub, Push, Subscriber};
+use crate::edge::{AnonymousSlot, Edge};
+use crate::hub::{Behind, Hub, LiveEvent, Push, Subscriber};
+use crate::log::LotLog;
 use crate::metrics::GatewayMetrics;
 use crate::protocol::{self, Refusal, Request};
 use crate::upstream::{BidOutcome, REPLAY_LIMIT, Snapshot, UpstreamError, Upstreams};
@@ -36,6 +38,9 @@ pub const TOO_SLOW: u16 = 4008;
 #[derive(Debug)]
 pub struct Context {
     pub hub: Arc<Hub>,
+    /// The bids log as this replica sees it: recent events, coalesced fetches.
+    pub log: Arc<LotLog>,
+    pub edge: Edge,
     pub upstreams: Upstreams,
     pub verifier: JwtVerifier,
     pub limits: GatewayConfig,
@@ -114,10 +119,13 @@ struct Session {
     bids_in_flight: usize,
     bucket: Bucket,
     last_heard: Instant,
+    client: IpAddr,
+    /// The slots of the lots watched anonymously (the address's cap is counted per replica).
+    anonymous: HashMap<LotId, AnonymousSlot>,
 }
 
-/// Serves one upgraded connection until it ends.
-pub async fn serve(socket: WebSocket, context: Arc<Context>) {
+/// Serves one upgraded connection from `client` until it ends.
+pub async fn serve(socket: WebSocket, context: Arc<Context>, client: IpAddr) {
     let connection = context.hub.connection_id();
     let (queue, mut inbox) = mpsc::channel(context.limits.queue.max(1));
     let bucket = Bucket::new(context.limits.messages_per_second);
@@ -132,6 +140,8 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>) {
         bids_in_flight: 0,
         bucket,
         last_heard: Instant::now(),
+        client,
+        anonymous: HashMap::new(),
     };
     context.metrics.connections.inc();
     let end = session.run(&mut inbox).await;
@@ -255,6 +265,7 @@ impl Session {
                 if self.subscriptions.remove(&lot_id).is_some() {
                     self.context.hub.unsubscribe(lot_id, self.connection);
                 }
+                self.anonymous.remove(&lot_id);
                 self.send(
                     json!({"type": "unsubscribed", "lot_id": lot_id})
                         .to_string()
@@ -267,7 +278,7 @@ impl Session {
     }
 
     async fn authenticate(&mut self, token: String) -> Result<(), End> {
-        match self.context.verifier.verify(&token) {
+        match self.context.verifier.verify(&token).await {
             Ok(claims) => {
                 let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0);
                 let message = json!({
@@ -366,6 +377,20 @@ impl Session {
                 )
                 .await;
         }
+        if !already && self.identity.is_none() {
+            let Some(slot) = self.context.edge.watch_anonymously(self.client) else {
+                return self
+                    .refuse(
+                        Refusal::new(
+                            "too_many_subscriptions",
+                            "your address watches too many lots anonymously; sign in to watch more",
+                        )
+                        .for_lot(lot_id),
+                    )
+                    .await;
+            };
+            self.anonymous.insert(lot_id, slot);
+        }
         // Subscribe first: events published meanwhile wait in the queue and are sent after the
         // snapshot or replay, or skipped when it already covered them.
         self.context.hub.subscribe(
@@ -377,7 +402,7 @@ impl Session {
             },
         );
         let outcome = match since {
-            None => self.send_snapshot(lot_id).await,
+            None => self.send_snapshot(lot_id, 0).await,
             Some(since) => self.replay(lot_id, since).await,
         };
         let last = match outcome {
@@ -385,6 +410,7 @@ impl Session {
             Ok(None) | Err(Fetch::Upstream(_)) => {
                 if !already {
                     self.context.hub.unsubscribe(lot_id, self.connection);
+                    self.anonymous.remove(&lot_id);
                 }
                 let refusal = match outcome {
                     Ok(None) => {
@@ -405,9 +431,10 @@ impl Session {
             .await
     }
 
-    /// Sends the snapshot; the sequence it stands at, or `None` for an unknown lot.
-    async fn send_snapshot(&mut self, lot_id: LotId) -> Result<Option<i64>, Fetch> {
-        let Some(Snapshot { sequence, lot }) = self.context.upstreams.snapshot(lot_id).await?
+    /// Sends the snapshot (at `at_least` or later); the sequence it stands at, or `None` for an
+    /// unknown lot.
+    async fn send_snapshot(&mut self, lot_id: LotId, at_least: i64) -> Result<Option<i64>, Fetch> {
+        let Some(Snapshot { sequence, lot }) = self.context.log.snapshot(lot_id, at_least).await?
         else {
             return Ok(None);
         };
@@ -418,13 +445,14 @@ impl Session {
 
     /// Sends the events after `since`; the last sequence sent (a snapshot when too far behind).
     async fn replay(&mut self, lot_id: LotId, since: i64) -> Result<Option<i64>, Fetch> {
-        let events = self.context.upstreams.events_since(lot_id, since).await?;
+        let events = self.context.log.fetch_since(lot_id, since, None).await?;
         if events.len() >= REPLAY_LIMIT {
-            return self.send_snapshot(lot_id).await;
+            return self.send_snapshot(lot_id, since).await;
         }
         if events.is_empty() {
-            // Nothing missed, or a lot bids does not know, or a client ahead of the log.
-            let Some(Snapshot { sequence, lot }) = self.context.upstreams.snapshot(lot_id).await?
+            // Nothing missed, or a lot bids does not know, or a client ahead of the log (which a
+            // snapshot at least as new as its claim tells apart).
+            let Some(Snapshot { sequence, lot }) = self.context.log.snapshot(lot_id, since).await?
             else {
                 return Ok(None);
             };
@@ -439,18 +467,14 @@ impl Session {
     }
 
     /// Sends the contiguous run of `events` after `last`; returns the new last sequence.
-    async fn send_events(&mut self, mut last: i64, events: &[Envelope]) -> Result<i64, End> {
-        for envelope in events {
-            let Some(sequence) = envelope.sequence else {
-                continue;
-            };
-            if sequence != last + 1 {
+    async fn send_events(&mut self, mut last: i64, events: &[Arc<LiveEvent>]) -> Result<i64, End> {
+        for event in events {
+            if event.sequence != last + 1 {
                 continue;
             }
-            self.send(protocol::event(envelope, sequence).into())
-                .await?;
+            self.send(event.text.clone()).await?;
             self.context.metrics.replayed.inc();
-            last = sequence;
+            last = event.sequence;
         }
         Ok(last)
     }
@@ -473,7 +497,8 @@ impl Session {
                     last
                 } else {
                     // A gap: what is missing comes from the log, usually this event too.
-                    self.catch_up(event.lot_id).await?
+                    self.catch_up(event.lot_id, Some(event.sequence - 1))
+                        .await?
                 };
                 if event.sequence == last + 1 {
                     self.send(event.text.clone()).await?;
@@ -488,22 +513,23 @@ impl Session {
     async fn catch_up_behind(&mut self) -> Result<(), End> {
         for lot_id in self.behind.take() {
             if self.subscriptions.contains_key(&lot_id) {
-                self.catch_up(lot_id).await?;
+                self.catch_up(lot_id, None).await?;
             }
         }
         Ok(())
     }
 
-    /// Fills the gap after the last sequence sent for `lot_id` from the `bids` log; returns the
-    /// new last sequence. Should the log be unreachable, the lot is checked again in a second.
-    async fn catch_up(&mut self, lot_id: LotId) -> Result<i64, End> {
+    /// Fills the gap after the last sequence sent for `lot_id` from the log (`through`: a
+    /// sequence known to exist); returns the new last sequence. Should the log be unreachable,
+    /// the lot is checked again in a second.
+    async fn catch_up(&mut self, lot_id: LotId, through: Option<i64>) -> Result<i64, End> {
         let Some(&last) = self.subscriptions.get(&lot_id) else {
             return Ok(0);
         };
         self.context.metrics.catch_ups.inc();
-        let fetched = match self.context.upstreams.events_since(lot_id, last).await {
+        let fetched = match self.context.log.events_since(lot_id, last, through).await {
             Ok(events) if events.len() >= REPLAY_LIMIT => self
-                .send_snapshot(lot_id)
+                .send_snapshot(lot_id, last)
                 .await
                 .map(|sent| sent.unwrap_or(last)),
             Ok(events) => self.send_events(last, &events).await.map_err(Fetch::Ended),

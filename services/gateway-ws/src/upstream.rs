@@ -1,6 +1,7 @@
 //! The services behind the gateway: the `bids` calls the sessions make, and the forwarding of the
 //! browser's REST calls.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,7 +14,9 @@ use gavel_types::LotId;
 use serde_json::{Value, json};
 
 use crate::config::UpstreamConfig;
+use crate::edge::Edge;
 use crate::protocol;
+use crate::routes::{self, Refused, Target, Upstream};
 
 /// At most this many events are replayed; a client further behind gets a snapshot.
 pub const REPLAY_LIMIT: usize = 1000;
@@ -30,6 +33,12 @@ pub enum UpstreamError {
     Status {
         service: &'static str,
         status: StatusCode,
+    },
+    /// A shared call (see [`crate::log`]) failed for everyone who waited on it.
+    #[error("{service} call failed: {message}")]
+    Shared {
+        service: &'static str,
+        message: String,
     },
 }
 
@@ -175,31 +184,19 @@ impl Upstreams {
         })
     }
 
-    /// Forwards a browser's REST call: `/api/lots…` to lots, `/api/auth/…` and `/api/wallets…`
-    /// to wallets, `/api/auction/lots/…` to bids, `/api/link-codes` to the notifier.
-    pub async fn forward(&self, request: Request) -> Response {
-        let path = request.uri().path();
-        let Some(rest) = path.strip_prefix("/api") else {
-            return Problem::not_found("route").into_response();
+    /// Forwards a browser's REST call to `target` (a route of the allowlist), as `client`.
+    pub async fn forward(&self, target: &Target, client: IpAddr, request: Request) -> Response {
+        let service = target.upstream.name();
+        let base = match target.upstream {
+            Upstream::Lots => &self.config.lots,
+            Upstream::Bids => &self.config.bids,
+            Upstream::Wallets => &self.config.wallets,
+            Upstream::Notifier => match &self.config.notifier {
+                Some(notifier) => notifier,
+                None => return Problem::not_found("route").into_response(),
+            },
         };
-        let (service, base, rest) = if rest.starts_with("/lots") {
-            ("lots", &self.config.lots, rest.to_owned())
-        } else if rest.starts_with("/auth/") || rest.starts_with("/wallets") {
-            ("wallets", &self.config.wallets, rest.to_owned())
-        } else if rest == "/link-codes" {
-            let Some(notifier) = &self.config.notifier else {
-                return Problem::not_found("route").into_response();
-            };
-            ("notifier", notifier, rest.to_owned())
-        } else if let Some(auction) = rest.strip_prefix("/auction") {
-            if !auction.starts_with("/lots/") {
-                return Problem::not_found("route").into_response();
-            }
-            ("bids", &self.config.bids, auction.to_owned())
-        } else {
-            return Problem::not_found("route").into_response();
-        };
-        let mut url = format!("{}{rest}", base.as_str().trim_end_matches('/'));
+        let mut url = format!("{}{}", base.as_str().trim_end_matches('/'), target.path);
         if let Some(query) = request.uri().query() {
             url.push('?');
             url.push_str(query);
@@ -220,6 +217,7 @@ impl Upstreams {
             .request(parts.method, url)
             .timeout(timeout)
             .headers(forwarded(&parts.headers, &REQUEST_HEADERS))
+            .header("x-forwarded-for", client.to_string())
             .body(reqwest::Body::wrap_stream(body.into_data_stream()));
         if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
             upstream = upstream.header(header::CONTENT_LENGTH, length);
@@ -254,10 +252,15 @@ const REQUEST_HEADERS: [HeaderName; 5] = [
     HeaderName::from_static("x-request-id"),
 ];
 
-const RESPONSE_HEADERS: [HeaderName; 4] = [
+const RESPONSE_HEADERS: [HeaderName; 9] = [
     header::CONTENT_TYPE,
     header::CACHE_CONTROL,
     header::LOCATION,
+    header::X_CONTENT_TYPE_OPTIONS,
+    header::CONTENT_SECURITY_POLICY,
+    header::CONTENT_DISPOSITION,
+    header::WWW_AUTHENTICATE,
+    HeaderName::from_static("cross-origin-resource-policy"),
     HeaderName::from_static("idempotent-replayed"),
 ];
 
@@ -271,7 +274,44 @@ fn forwarded(headers: &HeaderMap, names: &[HeaderName]) -> HeaderMap {
     kept
 }
 
-/// The axum handler around [`Upstreams::forward`].
-pub async fn forward(State(upstreams): State<Upstreams>, request: Request) -> Response {
-    upstreams.forward(request).await
+/// What the forwarding handler needs.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    pub upstreams: Upstreams,
+    pub edge: Edge,
+}
+
+/// The handler of `/api/{*rest}`: the allowlist, the per-address limits, then the service.
+pub async fn forward(State(forwarding): State<Forwarding>, request: Request) -> Response {
+    let target = match routes::resolve(request.method(), request.uri().path()) {
+        Ok(target) => target,
+        Err(Refused::Malformed) => {
+            return Problem::invalid(
+                "path",
+                "dot segments, encoded separators and empty segments are not allowed",
+            )
+            .into_response();
+        }
+        Err(Refused::NotFound) => return Problem::not_found("route").into_response(),
+        Err(Refused::MethodNotAllowed) => {
+            return Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This resource does not take that method",
+            )
+            .into_response();
+        }
+    };
+    let (mut parts, body) = request.into_parts();
+    let client = forwarding
+        .edge
+        .client(gavel_common::listener::peer(&parts), &parts.headers);
+    if let Err(problem) = forwarding.edge.admit(target.class, client).await {
+        return problem.into_response();
+    }
+    parts.extensions.clear();
+    forwarding
+        .upstreams
+        .forward(&target, client, Request::from_parts(parts, body))
+        .await
 }

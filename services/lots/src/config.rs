@@ -75,11 +75,10 @@ pub struct S3Config {
     /// Create the bucket at start-up when it is missing.
     #[serde(default)]
     pub create_bucket: bool,
-    /// Serve photos from this public base URL (`<public_url>/<key>`) instead of presigned URLs.
+    /// Photo links point at this public base URL (`<public_url>/<key>`, a public bucket or a CDN)
+    /// instead of at `lots` itself, which serves them from the bucket.
     #[serde(default)]
     pub public_url: Option<url::Url>,
-    #[serde(default = "default_presign_ttl", with = "humantime_serde")]
-    pub presign_ttl: Duration,
 }
 
 fn default_region() -> String {
@@ -88,10 +87,6 @@ fn default_region() -> String {
 
 fn yes() -> bool {
     true
-}
-
-fn default_presign_ttl() -> Duration {
-    Duration::from_secs(3600)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +99,9 @@ pub struct PhotoLimits {
     /// Largest accepted width × height.
     pub max_pixels: u64,
     pub max_per_lot: i64,
+    /// Photo links are `<url_prefix>/lots/{lot}/photos/{photo}`: `/api` is where the gateway
+    /// forwards to `lots`, so browsers fetch photos from the site's own origin.
+    pub url_prefix: String,
 }
 
 impl Default for PhotoLimits {
@@ -113,6 +111,7 @@ impl Default for PhotoLimits {
             max_side: 8000,
             max_pixels: 40_000_000,
             max_per_lot: 10,
+            url_prefix: "/api".to_owned(),
         }
     }
 }

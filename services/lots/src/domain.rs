@@ -56,6 +56,27 @@ pub enum IncrementInput {
     },
 }
 
+/// Text from a user: at most `max` characters, and no control characters (a NUL cannot even be
+/// stored), except line breaks and tabs where `multiline`.
+pub fn check_text(
+    field: &'static str,
+    text: &str,
+    max: usize,
+    multiline: bool,
+) -> Result<(), Invalid> {
+    if text.chars().count() > max {
+        return Err(invalid(field, format!("at most {max} characters")));
+    }
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    if text.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Err(invalid(
+            field,
+            "control characters (such as NUL) are not allowed",
+        ));
+    }
+    Ok(())
+}
+
 /// A validated lot.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LotSpec {
@@ -93,9 +114,8 @@ impl LotInput {
         if title.is_empty() || title.chars().count() > 200 {
             return Err(invalid("title", "1 to 200 characters"));
         }
-        if self.description.chars().count() > 10_000 {
-            return Err(invalid("description", "at most 10,000 characters"));
-        }
+        check_text("title", &title, 200, false)?;
+        check_text("description", &self.description, 10_000, true)?;
         let asset = match self.asset.as_str() {
             "ETH" => "ETH".to_owned(),
             other => {

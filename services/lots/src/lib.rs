@@ -85,7 +85,9 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         verifier,
         limits: Arc::new(config.photos.clone()),
     };
-    let service = Service::new(http::router(state), metrics, readiness);
+    // Uploads are the largest bodies: a photo at the limit and its multipart framing.
+    let body_limit = config.photos.max_bytes + 64 * 1024;
+    let service = Service::new(http::router(state), metrics, readiness).with_body_limit(body_limit);
     let cancel = service.cancellation();
     Ok(service
         .with_task("outbox-relay", relay.run(cancel.clone()))

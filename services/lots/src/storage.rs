@@ -1,10 +1,9 @@
-//! Photos in S3 (any S3-compatible store): put, delete, URLs, and the bucket itself.
+//! Photos in S3 (any S3-compatible store): put, get, delete, public URLs, and the bucket itself.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::config::S3Config;
@@ -28,7 +27,6 @@ pub struct Storage {
     client: Client,
     bucket: String,
     public_url: Option<url::Url>,
-    presign_ttl: std::time::Duration,
 }
 
 impl Storage {
@@ -55,7 +53,6 @@ impl Storage {
             client: Client::from_conf(s3),
             bucket: config.bucket.clone(),
             public_url: config.public_url.clone(),
-            presign_ttl: config.presign_ttl,
         }
     }
 
@@ -124,23 +121,24 @@ impl Storage {
         Ok(())
     }
 
-    /// Where a browser fetches the photo: the public base URL when configured, a presigned GET
-    /// otherwise.
-    pub async fn url(&self, key: &str) -> Result<String, StorageError> {
-        if let Some(base) = &self.public_url {
-            return Ok(format!("{}/{key}", base.as_str().trim_end_matches('/')));
-        }
-        let presigning =
-            PresigningConfig::expires_in(self.presign_ttl).map_err(|e| failed("presign")(&e))?;
-        let request = self
+    /// The public URL of `key`, when photos are served straight from a public bucket or CDN.
+    pub fn public_url(&self, key: &str) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|base| format!("{}/{key}", base.as_str().trim_end_matches('/')))
+    }
+
+    /// The object's bytes, streamed.
+    pub async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
+        let object = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .presigned(presigning)
+            .send()
             .await
-            .map_err(|e| failed("presign")(&e))?;
-        Ok(request.uri().to_owned())
+            .map_err(|e| failed("get_object")(&e))?;
+        Ok(object.body)
     }
 
     /// Every key in the bucket (for tests and operators).

@@ -41,14 +41,22 @@ async fn create_upload_list_search_and_get_round_trip() {
         "{second}"
     );
 
-    // The stored photo has lost its metadata (EXIF, its GPS position, text chunks).
+    // The stored photo has lost its metadata (EXIF, its GPS position, text chunks), and is served
+    // as exactly the image it is.
     let stored = app
         .client
-        .get(photo["url"].as_str().expect("url"))
+        .get(app.photo_url(&photo))
         .send()
         .await
         .expect("fetched");
     assert_eq!(stored.status(), 200);
+    for (name, value) in [
+        ("content-type", "image/jpeg"),
+        ("x-content-type-options", "nosniff"),
+        ("content-security-policy", "default-src 'none'; sandbox"),
+    ] {
+        assert_eq!(stored.headers()[name], value, "{name}");
+    }
     let bytes = stored.bytes().await.expect("bytes");
     assert!(bytes.starts_with(&[0xFF, 0xD8, 0xFF]), "still a JPEG");
     assert!(
@@ -57,7 +65,7 @@ async fn create_upload_list_search_and_get_round_trip() {
     );
     let png = app
         .client
-        .get(second["url"].as_str().expect("url"))
+        .get(app.photo_url(&second))
         .send()
         .await
         .expect("fetched")

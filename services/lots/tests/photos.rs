@@ -14,6 +14,7 @@ fn limits() -> PhotoLimits {
         max_side: 4000,
         max_pixels: 8_000_000,
         max_per_lot: 2,
+        ..PhotoLimits::default()
     }
 }
 
@@ -169,12 +170,13 @@ async fn an_oversize_photo_is_refused_without_reading_it_to_the_end() {
     let (_, lot) = app.create(&alice, lot_body()).await;
     let id = lot["id"].as_str().expect("id").to_owned();
 
-    // Declared too large: refused before a byte of the body is read.
+    // Declared too large: refused before a byte of the body is read (by the service's limit on
+    // every body, which is the photo limit and its multipart framing).
     let big = vec![0u8; 3 * 1024 * 1024];
     let (status, problem) = app.upload(&alice, &id, big, "image/jpeg").await;
     assert_eq!(
         (status, problem["code"].as_str()),
-        (413, Some("photo_too_large")),
+        (413, Some("payload_too_large")),
         "{problem}"
     );
 

@@ -137,6 +137,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         telegram,
         config: telegram_config.clone(),
         lots_url: config.links.lots_url.clone(),
+        public_url: config.links.public_url.clone(),
         outcomes,
     };
     let router = http::router(http::AppState {

@@ -109,6 +109,8 @@ pub struct Sender {
     pub telegram: Telegram,
     pub config: TelegramConfig,
     pub lots_url: Option<url::Url>,
+    /// The site's public origin: photo links from `lots` are relative to it.
+    pub public_url: url::Url,
     pub outcomes: IntCounterVec,
 }
 
@@ -268,10 +270,11 @@ impl Sender {
             busy_chats.insert(message.chat_id);
             let telegram = self.telegram.clone();
             let (photos, http, lots_url) = (photos.clone(), http.clone(), self.lots_url.clone());
+            let public_url = self.public_url.clone();
             in_flight.spawn(async move {
                 let photo = match (message.kind.as_str(), message.lot_id, &lots_url) {
                     ("new_lot", Some(lot_id), Some(lots_url)) => {
-                        first_photo(&photos, &http, lots_url, lot_id).await
+                        first_photo(&photos, &http, lots_url, &public_url, lot_id).await
                     }
                     _ => None,
                 };
@@ -395,6 +398,7 @@ async fn first_photo(
     cache: &tokio::sync::Mutex<HashMap<Uuid, Option<url::Url>>>,
     http: &reqwest::Client,
     lots_url: &url::Url,
+    public_url: &url::Url,
     lot_id: Uuid,
 ) -> Option<url::Url> {
     if let Some(known) = cache.lock().await.get(&lot_id) {
@@ -402,9 +406,10 @@ async fn first_photo(
     }
     let url = format!("{}/lots/{lot_id}", lots_url.as_str().trim_end_matches('/'));
     let lot: serde_json::Value = http.get(url).send().await.ok()?.json().await.ok()?;
+    // A photo link is absolute (a public bucket) or a path on the site's own origin.
     let photo = lot["photos"][0]["url"]
         .as_str()
-        .and_then(|url| url.parse().ok());
+        .and_then(|url| url::Url::parse(url).or_else(|_| public_url.join(url)).ok());
     cache.lock().await.insert(lot_id, photo.clone());
     photo
 }

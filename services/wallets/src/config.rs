@@ -101,6 +101,10 @@ fn default_skew() -> Duration {
 pub struct TokenConfig {
     /// Ed25519 private key, PKCS#8 PEM. Only `wallets` holds it; others get the public key.
     pub private_key: Secret,
+    /// Public keys (PEM) of earlier signing keys, still published in the JWKS so that tokens
+    /// they signed verify until they expire: a rotation puts the old key here.
+    #[serde(default)]
+    pub previous_public_keys: Vec<String>,
     #[serde(default = "default_token_ttl", with = "humantime_serde")]
     pub ttl: Duration,
     #[serde(default = "default_issuer")]

@@ -60,9 +60,9 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     let issuer = tokens::TokenIssuer::from_config(&config.tokens)
         .map_err(|e| StartError::new("loading the signing key", e))?;
     let verifier = JwtVerifier::from_config(&AuthConfig {
-        jwt_public_key: issuer.public_key_pem(),
         issuer: config.tokens.issuer.clone(),
         audience: config.tokens.audience.clone(),
+        ..AuthConfig::with_key(issuer.public_key_pem())
     })
     .map_err(|e| StartError::new("deriving the verification key", e))?;
     let chain = chain::Chain::new(&config.chain, cache.clone());

@@ -104,11 +104,14 @@ impl Policy {
         if parsed.domain.as_str() != self.domain {
             return Err(SignInError::WrongDomain(parsed.domain.to_string()));
         }
-        if !parsed
-            .uri
-            .as_str()
-            .starts_with(self.uri.as_str().trim_end_matches('/'))
-        {
+        // The origin must be ours exactly: a string prefix would let
+        // `https://gavel.example@evil.test/` or `https://gavel.example.evil.test` through.
+        let same_origin = url::Url::parse(parsed.uri.as_str()).is_ok_and(|uri| {
+            uri.username().is_empty()
+                && uri.password().is_none()
+                && uri.origin() == self.uri.origin()
+        });
+        if !same_origin {
             return Err(SignInError::WrongUri(parsed.uri.to_string()));
         }
         if parsed.chain_id != self.chain_id {
@@ -247,6 +250,33 @@ mod tests {
             ),
             (message(&address, "gavel.test", 31337, ""), &other, "signer"),
         ];
+        let with_uri = |uri: &str| {
+            message(&address, "gavel.test", 31337, "")
+                .replace("URI: https://gavel.test", &format!("URI: {uri}"))
+        };
+        for uri in [
+            "https://gavel.test@evil.test/",
+            "https://gavel.test.evil.test/",
+            "http://gavel.test/",
+            "https://gavel.test:8443/",
+        ] {
+            let text = with_uri(uri);
+            assert!(text.contains(uri));
+            let error = policy()
+                .verify(&text, &sign(&signer, &text), None, now)
+                .expect_err(uri);
+            assert!(
+                matches!(error, SignInError::WrongUri(_)),
+                "{uri}: got {error}"
+            );
+        }
+        let text = with_uri("https://gavel.test/lots/1");
+        assert!(
+            policy()
+                .verify(&text, &sign(&signer, &text), None, now)
+                .is_ok(),
+            "a path on our origin"
+        );
         for (text, key, reason) in cases {
             let error = policy()
                 .verify(&text, &sign(key, &text), None, now)

@@ -34,12 +34,8 @@ pub fn config(
     options: &Options,
 ) -> Config {
     Config {
-        http: ListenConfig {
-            addr: ([127, 0, 0, 1], 0).into(),
-        },
-        admin: ListenConfig {
-            addr: ([127, 0, 0, 1], 0).into(),
-        },
+        http: ListenConfig::loopback(),
+        admin: ListenConfig::loopback(),
         log: Default::default(),
         shutdown: ShutdownConfig {
             readiness_grace: Duration::ZERO,
@@ -64,6 +60,7 @@ pub fn config(
         },
         tokens: TokenConfig {
             private_key: Secret::new(options.private_key.clone()),
+            previous_public_keys: Vec::new(),
             ttl: Duration::from_secs(900),
             issuer: "gavel-wallets".to_owned(),
             audience: "gavel".to_owned(),

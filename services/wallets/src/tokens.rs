@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::DecodePrivateKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use gavel_common::auth::Claims;
 use gavel_types::{AccountId, EthAddress};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -16,6 +16,10 @@ use crate::config::TokenConfig;
 pub enum TokenKeyError {
     #[error("`tokens.private_key` is not an Ed25519 private key in PKCS#8 PEM form")]
     NotEd25519,
+    #[error(
+        "`tokens.previous_public_keys` has an entry that is not an Ed25519 public key in PEM form"
+    )]
+    BadPrevious,
 }
 
 #[derive(Clone)]
@@ -23,6 +27,8 @@ pub struct TokenIssuer {
     key: EncodingKey,
     kid: String,
     public_key: [u8; 32],
+    /// Earlier keys' public halves, still in the JWKS.
+    previous: Vec<[u8; 32]>,
     ttl_seconds: i64,
     issuer: String,
     audience: String,
@@ -51,12 +57,20 @@ impl TokenIssuer {
         let key =
             EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|_| TokenKeyError::NotEd25519)?;
         let public_key = signing.verifying_key().to_bytes();
-        // A short, stable key id derived from the public key, so rotations show up in the JWKS.
-        let kid = alloy::hex::encode(&alloy::primitives::keccak256(public_key)[..8]);
+        let previous = config
+            .previous_public_keys
+            .iter()
+            .map(|pem| {
+                ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
+                    .map(|key| key.to_bytes())
+                    .map_err(|_| TokenKeyError::BadPrevious)
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             key,
-            kid,
+            kid: key_id(&public_key),
             public_key,
+            previous,
             ttl_seconds: i64::try_from(config.ttl.as_secs()).unwrap_or(900),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
@@ -87,16 +101,22 @@ impl TokenIssuer {
         })
     }
 
-    /// The JWKS document (RFC 7517, OKP key per RFC 8037).
+    /// The JWKS document (RFC 7517, OKP keys per RFC 8037): the signing key, then earlier ones.
     pub fn jwks(&self) -> Value {
-        json!({"keys": [{
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "alg": "EdDSA",
-            "use": "sig",
-            "kid": self.kid,
-            "x": URL_SAFE_NO_PAD.encode(self.public_key),
-        }]})
+        let keys: Vec<Value> = std::iter::once(&self.public_key)
+            .chain(&self.previous)
+            .map(|key| {
+                json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "alg": "EdDSA",
+                    "use": "sig",
+                    "kid": key_id(key),
+                    "x": URL_SAFE_NO_PAD.encode(key),
+                })
+            })
+            .collect();
+        json!({ "keys": keys })
     }
 
     /// The public key as PEM (SubjectPublicKeyInfo), what other services put in
@@ -110,4 +130,9 @@ impl TokenIssuer {
         let body = base64::engine::general_purpose::STANDARD.encode(der);
         format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n")
     }
+}
+
+/// A short, stable key id derived from the public key, so rotations show up in the JWKS.
+fn key_id(public_key: &[u8; 32]) -> String {
+    alloy::hex::encode(&alloy::primitives::keccak256(public_key)[..8])
 }

@@ -26,13 +26,14 @@ async fn a_wallet_signs_in_gets_a_token_and_keeps_its_account() {
         .await
         .expect("json");
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    // Another service verifies it with the keys the JWKS publishes.
     let verifier = JwtVerifier::from_config(&AuthConfig {
-        jwt_public_key: gavel_test_support::auth::PUBLIC_KEY_PEM.to_owned(),
-        issuer: "gavel-wallets".into(),
-        audience: "gavel".into(),
+        jwks_url: Some(app.url("/.well-known/jwks.json").parse().expect("url")),
+        jwt_public_key: None,
+        ..AuthConfig::with_key("")
     })
     .expect("key");
-    let claims = verifier.verify(&token).expect("a valid token");
+    let claims = verifier.verify(&token).await.expect("a valid token");
     assert_eq!(
         claims.sub.to_string(),
         body["account_id"].as_str().expect("id")

@@ -2,10 +2,11 @@
 //! log that browsers and the gateway read.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use gavel_common::auth::Authenticated;
 use gavel_common::extract;
+use gavel_common::extract::Query;
 use gavel_common::idempotency::IdempotencyKey;
 use gavel_common::problem::Problem;
 use gavel_types::LotId;

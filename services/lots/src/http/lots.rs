@@ -1,11 +1,12 @@
 //! Creating, changing, cancelling and browsing lots.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use gavel_common::auth::{Authenticated, Claims};
 use gavel_common::extract;
+use gavel_common::extract::Query;
 use gavel_common::problem::Problem;
 use gavel_events::LotCreated;
 use gavel_messaging::Envelope;
@@ -86,7 +87,7 @@ pub(super) async fn view(
             photos.push(PhotoView {
                 id: photo.id,
                 position: photo.position,
-                url: state.storage.url(&photo.object_key).await?,
+                url: super::photos::url(state, LotId(row.id), photo.id, &photo.object_key),
                 content_type: photo.content_type,
                 width: photo.width,
                 height: photo.height,
@@ -313,6 +314,10 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
+/// Lots ending further ahead than a year are not worth a filter (and the bound keeps the interval
+/// arithmetic in range).
+const MAX_ENDING_WITHIN_SECS: i64 = 366 * 24 * 3600;
+
 /// The catalogue: filters, full-text search, cursor pagination.
 #[utoipa::path(get, path = "/lots", params(ListQuery), responses((status = 200, body = Page), (status = 400)))]
 pub async fn list(
@@ -343,11 +348,17 @@ pub async fn list(
         Some("ending") => true,
         Some(_) => return Err(invalid("sort", "`newest` or `ending`")),
     };
-    if query.ending_within_secs.is_some_and(|seconds| seconds <= 0) {
+    if query
+        .ending_within_secs
+        .is_some_and(|seconds| !(1..=MAX_ENDING_WITHIN_SECS).contains(&seconds))
+    {
         return Err(invalid(
             "ending_within_secs",
-            "a positive number of seconds",
+            "a number of seconds from 1 to 31622400 (a year)",
         ));
+    }
+    if let Some(text) = &query.q {
+        crate::domain::check_text("q", text, 200, false).map_err(ApiError::Invalid)?;
     }
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {

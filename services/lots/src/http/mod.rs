@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use gavel_common::auth::JwtVerifier;
 use sqlx::PgPool;
 use utoipa::OpenApi;
@@ -36,7 +36,7 @@ impl FromRef<AppState> for JwtVerifier {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gavel lots", version = "1", description = "Sellers' lots, photos and the public catalogue. Errors are application/problem+json with a stable `code` and the `field` at fault."),
-    paths(lots::create, lots::list, lots::show, lots::replace, lots::cancel, photos::upload, photos::remove),
+    paths(lots::create, lots::list, lots::show, lots::replace, lots::cancel, photos::upload, photos::serve, photos::remove),
     modifiers(&Security)
 )]
 #[derive(Debug)]
@@ -72,7 +72,10 @@ pub fn router(state: AppState) -> Router {
             "/lots/{lot_id}/photos",
             post(photos::upload).layer(DefaultBodyLimit::disable()),
         )
-        .route("/lots/{lot_id}/photos/{photo_id}", delete(photos::remove))
+        .route(
+            "/lots/{lot_id}/photos/{photo_id}",
+            get(photos::serve).delete(photos::remove),
+        )
         .route(
             "/openapi.json",
             get(|| async { axum::Json(ApiDoc::openapi()) }),

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use gavel_common::auth::Authenticated;
 use gavel_common::problem::Problem;
@@ -84,7 +85,7 @@ pub async fn upload(
             return Err(error);
         }
     };
-    let url = state.storage.url(&key).await?;
+    let url = url(&state, lot, id, &key);
     let view = PhotoView {
         id,
         position,
@@ -94,6 +95,69 @@ pub async fn upload(
         height: i32::try_from(clean.height).unwrap_or(i32::MAX),
     };
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Where a browser fetches a photo: the public bucket (or CDN) when configured, otherwise `lots`
+/// itself through the site's own origin.
+pub(super) fn url(state: &AppState, lot: LotId, photo: uuid::Uuid, key: &str) -> String {
+    state.storage.public_url(key).unwrap_or_else(|| {
+        format!(
+            "{}/lots/{lot}/photos/{photo}",
+            state.limits.url_prefix.trim_end_matches('/')
+        )
+    })
+}
+
+/// A photo's bytes, from the bucket, with an image type fixed at upload and headers that keep a
+/// browser from treating it as anything but an image.
+#[utoipa::path(get, path = "/lots/{lot_id}/photos/{photo_id}",
+    params(("lot_id" = uuid::Uuid, Path), ("photo_id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "the image", content_type = "image/jpeg"), (status = 404)))]
+pub async fn serve(
+    State(state): State<AppState>,
+    Path((lot_id, photo_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let lot = parse_lot(&lot_id)?;
+    let photo: uuid::Uuid = photo_id
+        .parse()
+        .map_err(|_| ApiError::Problem(Problem::invalid("photo_id", "a photo id is a UUID")))?;
+    let (key, content_type): (String, String) =
+        sqlx::query_as("SELECT object_key, content_type FROM photos WHERE id = $1 AND lot_id = $2")
+            .bind(photo)
+            .bind(lot.0)
+            .fetch_optional(&state.pool)
+            .await?
+            .ok_or(ApiError::NotFound("photo"))?;
+    let kind = photos::Kind::from_content_type(&content_type).ok_or_else(|| {
+        ApiError::Internal(format!("stored photo {photo} has content type {content_type:?}").into())
+    })?;
+    let body = state.storage.get(&key).await?;
+    let stream = futures_util::stream::unfold(body, |mut body| async move {
+        match body.next().await {
+            Some(Ok(chunk)) => Some((Ok::<_, std::io::Error>(chunk), body)),
+            Some(Err(error)) => Some((Err(std::io::Error::other(error)), body)),
+            None => None,
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.content_type()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox",
+            ),
+            (header::CONTENT_DISPOSITION, "inline"),
+            // A photo id names one upload forever.
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (
+                axum::http::HeaderName::from_static("cross-origin-resource-policy"),
+                "same-site",
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 async fn check_room(state: &AppState, lot: LotId, caller: AccountId) -> Result<(), ApiError> {
@@ -125,23 +189,33 @@ async fn read_photo(multipart: &mut Multipart, limit: usize) -> Result<Bytes, Ap
             .with_detail(error.body_text()),
         )
     };
-    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
-        if field.name() != Some("photo") {
-            continue;
-        }
-        let mut bytes = BytesMut::new();
-        while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            if bytes.len() + chunk.len() > limit {
-                return Err(ApiError::TooLarge { max: limit });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        return Ok(bytes.freeze());
+    let Some(mut field) = multipart.next_field().await.map_err(bad)? else {
+        return Err(ApiError::Problem(Problem::invalid(
+            "photo",
+            "the multipart body has no `photo` field",
+        )));
+    };
+    if field.name() != Some("photo") {
+        // Not read: an upload carries the photo and nothing else.
+        let name = field
+            .name()
+            .unwrap_or("")
+            .chars()
+            .take(40)
+            .collect::<String>();
+        return Err(ApiError::Problem(Problem::invalid(
+            "photo",
+            format!("unexpected multipart field `{name}`: send only the `photo` field"),
+        )));
     }
-    Err(ApiError::Problem(Problem::invalid(
-        "photo",
-        "the multipart body has no `photo` field",
-    )))
+    let mut bytes = BytesMut::new();
+    while let Some(chunk) = field.chunk().await.map_err(bad)? {
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge { max: limit });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.freeze())
 }
 
 /// Inserts the photo row under the lot's lock (re-checking ownership and room); returns its

@@ -42,7 +42,6 @@ pub fn s3_config(bucket: &str) -> S3Config {
         path_style: true,
         create_bucket: true,
         public_url: None,
-        presign_ttl: Duration::from_secs(600),
     }
 }
 
@@ -85,12 +84,8 @@ pub async fn spawn_on(
         &uuid::Uuid::new_v4().simple().to_string()[..16]
     );
     let config = Config {
-        http: ListenConfig {
-            addr: ([127, 0, 0, 1], 0).into(),
-        },
-        admin: ListenConfig {
-            addr: ([127, 0, 0, 1], 0).into(),
-        },
+        http: ListenConfig::loopback(),
+        admin: ListenConfig::loopback(),
         log: Default::default(),
         shutdown: ShutdownConfig {
             readiness_grace: Duration::ZERO,
@@ -219,6 +214,16 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Where this `lots` serves a photo whose link (for browsers, through the gateway's `/api`) is
+    /// in `photo["url"]`.
+    pub fn photo_url(&self, photo: &Value) -> String {
+        let link = photo["url"].as_str().expect("a photo url");
+        self.url(
+            link.strip_prefix("/api")
+                .expect("a link through the gateway"),
+        )
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.db.pool)
@@ -320,7 +325,7 @@ pub mod images {
         bytes
     }
 
-    fn crc32(data: &[u8]) -> u32 {
+    pub fn crc32(data: &[u8]) -> u32 {
         let mut crc = 0xFFFF_FFFFu32;
         for byte in data {
             crc ^= u32::from(*byte);

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use gavel_common::extract;
+use gavel_common::extract::Query;
 use gavel_common::idempotency::IdempotencyKey;
 use gavel_common::internal::Caller;
 use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
