@@ -9,6 +9,8 @@ async fn the_binary_starts_reports_ready_and_stops_on_sigterm() {
     let vhost = TestVhost::create().await;
     let redis = gavel_test_support::redis_config();
     let env = [
+        // Not the default port: tests and a local run bind side by side.
+        ("GAVEL_INTERNAL__ADDR", "127.0.0.1:0".to_owned()),
         ("GAVEL_DATABASE__URL", db.url()),
         ("GAVEL_BROKER__URL", vhost.url()),
         ("GAVEL_REDIS__URL", redis.url.expose().to_string()),

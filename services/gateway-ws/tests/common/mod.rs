@@ -5,7 +5,9 @@
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 #[path = "../../../bids/tests/common/mod.rs"]
-mod bids;
+pub mod bids;
+#[path = "../../../lots/tests/common/mod.rs"]
+pub mod lots;
 
 use std::time::Duration;
 
@@ -24,12 +26,34 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 pub struct World {
     pub inner: bids::World,
     pub engine: bids::Engine,
+    /// A real `lots` behind the gateway, when the test needs one.
+    pub lots: Option<lots::TestApp>,
 }
 
 pub async fn world() -> World {
     let inner = bids::world(Duration::from_secs(60)).await;
     let engine = inner.engine().await;
-    World { inner, engine }
+    World {
+        inner,
+        engine,
+        lots: None,
+    }
+}
+
+/// [`world`] with a real `lots` (its own database and bucket, the world's vhost and engine).
+pub async fn world_with_lots() -> World {
+    let mut world = world().await;
+    let vhost = gavel_test_support::TestVhost::create().await;
+    world.lots = Some(
+        lots::spawn_on(
+            gavel_lots::config::PhotoLimits::default(),
+            vhost,
+            &world.engine.internal,
+            bids::LOTS_TOKEN,
+        )
+        .await,
+    );
+    world
 }
 
 impl World {
@@ -45,7 +69,12 @@ impl World {
                 auth::PUBLIC_KEY_PEM.to_owned(),
             ),
             ("GAVEL_UPSTREAM__BIDS", self.engine.base.clone()),
-            ("GAVEL_UPSTREAM__LOTS", world.wallets.base.clone()),
+            (
+                "GAVEL_UPSTREAM__LOTS",
+                self.lots
+                    .as_ref()
+                    .map_or_else(|| world.wallets.base.clone(), |lots| lots.base.clone()),
+            ),
             ("GAVEL_UPSTREAM__WALLETS", world.wallets.base.clone()),
             ("GAVEL_WEB__DIR", "/nonexistent".to_owned()),
             ("GAVEL_SHUTDOWN__READINESS_GRACE", "0s".to_owned()),
@@ -123,7 +152,65 @@ pub struct Gateway {
     process: Option<ServiceProcess>,
 }
 
+/// An answer read off a raw connection: status and body.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
 impl Gateway {
+    /// `host:port` of the public listener.
+    pub fn address(&self) -> String {
+        self.http.trim_start_matches("http://").to_owned()
+    }
+
+    /// Sends `request_line` and `headers` exactly as written (no client normalises the path)
+    /// and reads the whole answer (`Connection: close`).
+    pub async fn raw(&self, request_line: &str, headers: &[(&str, &str)]) -> RawAnswer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(self.address()).await.expect("connects");
+        let mut request = format!("{request_line}\r\nHost: gavel.test\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.expect("written");
+        let mut raw = Vec::new();
+        tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let body = if chunked { dechunk(body) } else { body.to_owned() };
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        RawAnswer {
+            status,
+            head: head.to_owned(),
+            body,
+        }
+    }
+
+    /// The gateway's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        let admin = &self.process.as_ref().expect("running").admin;
+        reqwest::get(format!("{admin}/metrics"))
+            .await
+            .expect("admin answers")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// The process's resident memory, from `/proc`.
     pub fn rss_bytes(&self) -> u64 {
         let pid = self.process.as_ref().expect("running").pid();
@@ -167,6 +254,22 @@ impl Gateway {
                 .expect("joined");
         assert!(status.success(), "the gateway exited with {status}");
     }
+}
+
+/// The body of a chunked HTTP/1.1 answer.
+fn dechunk(mut raw: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, rest)) = raw.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        body.push_str(&rest[..size]);
+        raw = rest[size..].trim_start_matches("\r\n");
+    }
+    body
 }
 
 /// What a client read.
@@ -272,6 +375,14 @@ impl Client {
             if let Incoming::Closed(code) = self.recv_any().await {
                 panic!("closed ({code:?}) waiting for {count} watchers");
             }
+        }
+    }
+
+    /// The type of the next message (`closed` when the connection ends).
+    pub async fn next_type(&mut self) -> String {
+        match self.recv().await {
+            Incoming::Json(value) => value["type"].as_str().unwrap_or_default().to_owned(),
+            Incoming::Closed(_) => "closed".to_owned(),
         }
     }
 
