@@ -4,7 +4,9 @@
 //   last sequence applied, once there is one), and a `ping` to learn the server's clock.
 // - Per lot, events are applied strictly in sequence order: sequence <= last is ignored, a gap is
 //   buffered and filled from the bids log over REST, a `snapshot` is a reset.
-// - A dropped connection reconnects with jittered exponential backoff, the first attempt at once.
+// - A dropped connection reconnects with jittered exponential backoff; even the first attempt
+//   waits a random moment (up to a second), so that thousands of tabs dropped together by a
+//   restarting gateway do not all come back in the same instant.
 // - A bid has a client-chosen id; unanswered bids are sent again, same id, after reconnecting
 //   (the id is the idempotency key: never a second bid).
 
@@ -17,6 +19,23 @@ const PING_EVERY_MS = 20_000;
 const PONG_TIMEOUT_MS = 10_000;
 const STABLE_AFTER_MS = 5_000;
 const MAX_BACKOFF_MS = 30_000;
+/** The first reconnect comes within this, at a random moment. */
+const FIRST_SPREAD_MS = 1_000;
+
+/**
+ * How long to wait before reconnecting after `failures` failed attempts, for a close `code`;
+ * `random` is a number in [0, 1). Exported for tests.
+ */
+export function reconnectDelay(code, failures, random = Math.random()) {
+  if (code === 1008) {
+    // Too many messages: come back slowly.
+    const ceiling = Math.min(MAX_BACKOFF_MS, 5_000 * 2 ** Math.min(failures, 3));
+    return ceiling / 2 + (random * ceiling) / 2;
+  }
+  if (failures === 0) return random * FIRST_SPREAD_MS;
+  const ceiling = Math.min(MAX_BACKOFF_MS, 500 * 2 ** (failures - 1));
+  return ceiling / 2 + (random * ceiling) / 2;
+}
 const UPSTREAM_RETRIES = 3;
 
 export class BidError extends Error {
@@ -52,6 +71,9 @@ class LotFeed {
 }
 
 export class LiveSocket extends Emitter {
+  /** The source of reconnect jitter (tests pin it). */
+  static random = Math.random;
+
   state = 'idle'; // 'connecting' | 'live' | 'reconnecting' | 'offline'
   authenticated = null; // {account_id, wallet, expires_at} once `authenticated`
   limits = null;
@@ -167,17 +189,7 @@ export class LiveSocket extends Emitter {
     const lived = this.#openedAt ? Date.now() - this.#openedAt : 0;
     this.#openedAt = 0;
     if (lived >= STABLE_AFTER_MS) this.#failures = 0;
-    let delay;
-    if (code === 1008) {
-      // Too many messages: come back slowly.
-      delay = Math.min(MAX_BACKOFF_MS, 5_000 * 2 ** Math.min(this.#failures, 3));
-      delay = delay / 2 + (Math.random() * delay) / 2;
-    } else if (this.#failures === 0) {
-      delay = 0; // e.g. 1001 going away: another replica takes us at once
-    } else {
-      const ceiling = Math.min(MAX_BACKOFF_MS, 500 * 2 ** (this.#failures - 1));
-      delay = ceiling / 2 + (Math.random() * ceiling) / 2;
-    }
+    const delay = reconnectDelay(code, this.#failures, LiveSocket.random());
     this.#failures += 1;
     this.#setState(navigator.onLine === false ? 'offline' : 'reconnecting');
     this.emit('reconnect-in', delay);

@@ -39,7 +39,9 @@ globalThis.window = { addEventListener() {}, location: { protocol: 'http:', host
 globalThis.navigator = { onLine: true };
 globalThis.WebSocket = FakeSocket;
 
-const { LiveSocket } = await import('../src/socket.js');
+const { LiveSocket, reconnectDelay } = await import('../src/socket.js');
+// Reconnect at the earliest moment the jitter allows.
+LiveSocket.random = () => 0;
 
 const LOT = '0196f1c2-7a2b-7c00-8000-000000000001';
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -112,7 +114,17 @@ test('a gap is filled from the bids log before anything newer', async () => {
   assert.equal(state.sequence, 8);
 });
 
-test('after a drop it reconnects at once and resubscribes with since', async () => {
+test('reconnects are spread out: even the first waits a random moment, later ones back off', () => {
+  assert.equal(reconnectDelay(1001, 0, 0), 0);
+  assert.equal(reconnectDelay(1001, 0, 0.5), 500);
+  assert.ok(reconnectDelay(1001, 0, 0.999) < 1000);
+  const later = [1, 2, 3, 4, 10].map((failures) => [reconnectDelay(1006, failures, 0), reconnectDelay(1006, failures, 0.999)]);
+  assert.deepEqual(later.map(([low]) => low), [250, 500, 1000, 2000, 15000]);
+  assert.ok(later.every(([low, high]) => high < low * 2));
+  assert.ok(reconnectDelay(1008, 0, 0) >= 2500, 'a flooding client comes back slowly');
+});
+
+test('after a drop it reconnects and resubscribes with since', async () => {
   const { socket, ws } = connect('token-1');
   socket.watch(LOT, () => {});
   ws.receive({ type: 'snapshot', lot_id: LOT, sequence: 4, lot: { status: 'open' } });

@@ -14,6 +14,7 @@
 //! - [`listener`]: serving one listener: header deadline, connection cap, client address.
 //! - [`server`]: runs the public, internal and admin listeners and the background tasks until shutdown, then
 //!   drains within a deadline.
+//! - [`openapi`]: what every OpenAPI document says the same way (problem answers).
 //! - [`problem`] and [`extract`]: the one `application/problem+json` error body and the extractors
 //!   that reject bad input with it.
 //! - [`auth`]: verification of the access tokens that `wallets` mints.
@@ -30,6 +31,7 @@ pub mod idempotency;
 pub mod internal;
 pub mod listener;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod server;
 pub mod telemetry;

@@ -478,7 +478,15 @@ pub struct Running {
 impl Running {
     /// Binds loopback ports and runs `service` on this runtime until [`Running::stop`].
     pub async fn start(service: Service, shutdown: ShutdownConfig) -> std::io::Result<Self> {
-        let listeners = Listeners::ephemeral().await?;
+        Self::start_on(service, Listeners::ephemeral().await?, shutdown).await
+    }
+
+    /// Runs `service` on `listeners` (bound by the caller) until [`Running::stop`].
+    pub async fn start_on(
+        service: Service,
+        listeners: Listeners,
+        shutdown: ShutdownConfig,
+    ) -> std::io::Result<Self> {
         let url = |addr: SocketAddr| format!("http://{addr}");
         let (base, internal, admin) = (
             url(listeners.http_addr()?),

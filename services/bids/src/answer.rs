@@ -11,15 +11,19 @@ use serde::Serialize;
 use crate::rules::{self, Refusal};
 
 /// An accepted bid, as its bidder hears of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// `accepted`, `accepted_below_reserve` or `outbid_by_proxy`.
     pub result: &'static str,
+    #[schema(value_type = uuid::Uuid)]
     pub bid_id: BidId,
+    #[schema(value_type = uuid::Uuid)]
     pub lot_id: LotId,
     /// What was recorded for this bid (the buy-now price, when it bought the lot).
+    #[schema(value_type = String)]
     pub amount: Wei,
     /// The lot's price after the bid (and any proxy's answer).
+    #[schema(value_type = String)]
     pub price: Wei,
     pub leading: bool,
     pub ends_at: DateTime<Utc>,

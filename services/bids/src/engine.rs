@@ -36,11 +36,15 @@ use crate::store::{self, StoreError, Stored};
 use crate::wallets::{Placed, Wallets, WalletsError};
 
 /// What the bidder asks for.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BidRequest {
+    /// The bid, in wei (a decimal string).
+    #[schema(value_type = String, pattern = "^[0-9]{1,78}$", example = "150000000000000000")]
     pub amount: Wei,
+    /// A proxy maximum: the engine bids for the bidder up to this, in wei.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^[0-9]{1,78}$")]
     pub max_amount: Option<Wei>,
 }
 

@@ -38,7 +38,11 @@ async fn main() {
     let bids = env_or("BIDS", 100);
     let world = common::world().await;
     let gateway = world
-        .gateway(&[("GAVEL_GATEWAY__PRESENCE_INTERVAL", "2s")])
+        .gateway(&[
+            ("GAVEL_GATEWAY__PRESENCE_INTERVAL", "2s"),
+            ("GAVEL_EDGE__CONNECTIONS_PER_MINUTE", "1000000"),
+            ("GAVEL_EDGE__ANONYMOUS_SUBSCRIPTIONS", "1000000"),
+        ])
         .await;
     let lot = world.open_lot().await;
     let address = gateway

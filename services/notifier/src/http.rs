@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
 use gavel_common::auth::{Authenticated, JwtVerifier};
+use gavel_common::openapi::ProblemResponses;
 use gavel_common::problem::Problem;
 use rand::Rng;
 use serde_json::json;
@@ -41,11 +42,43 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/link-codes", post(link_code))
         .route("/telegram/webhook", post(webhook))
+        .route(
+            "/openapi.json",
+            axum::routing::get(|| async {
+                use utoipa::OpenApi as _;
+                axum::Json(ApiDoc::openapi())
+            }),
+        )
         .fallback(|| async { Problem::not_found("route") })
         .with_state(state)
 }
 
+/// The notifier's OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Gavel notifier", version = "1", description = "Telegram link codes for signed-in accounts, and Telegram's webhook. Errors are application/problem+json."),
+    paths(link_code, webhook),
+    modifiers(&Security, &ProblemResponses)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 /// A one-time code the signed-in account sends to the bot as `/link CODE`.
+#[utoipa::path(post, path = "/link-codes", tag = "telegram", security(("bearer" = [])),
+    responses((status = 201, body = Object, description = "`{code, expires_at, command}`")))]
 async fn link_code(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -75,7 +108,14 @@ async fn link_code(
         .into_response())
 }
 
-/// Telegram posts updates here in webhook mode, with the secret set by `setWebhook`.
+/// Telegram posts updates here in webhook mode, with the secret set by `setWebhook` (404 when
+/// the bot polls instead).
+#[utoipa::path(post, path = "/telegram/webhook", tag = "telegram",
+    params(("x-telegram-bot-api-secret-token" = String, Header)),
+    request_body(content = Object, description = "a Telegram Update"),
+    responses((status = 200, description = "applied (or ignored, when it does not parse)"),
+              (status = 401, description = "the secret is missing or wrong"),
+              (status = 404, description = "the bot is not in webhook mode")))]
 async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some((secret, bot_name)) = &state.webhook else {
         return Problem::not_found("route").into_response();

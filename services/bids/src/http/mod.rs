@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use gavel_common::auth::JwtVerifier;
 use gavel_common::internal::Callers;
+use gavel_common::openapi::ProblemResponses;
 
 pub use error::ApiError;
 
@@ -62,9 +62,35 @@ pub fn internal_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The public API's OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Gavel bids", version = "1", description = "The auction engine's public API: a lot's live state, its bids and event log, and placing bids. Errors are application/problem+json with a stable `code`."),
+    paths(public::snapshot, public::place, public::history, public::events),
+    modifiers(&Security, &ProblemResponses)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (EdDSA) from wallets")
+                    .build(),
+            ),
+        );
+    }
+}
+
 async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../../openapi.json"),
-    )
+    use utoipa::OpenApi as _;
+    axum::Json(ApiDoc::openapi())
 }

@@ -23,6 +23,18 @@ pub(super) fn parse_lot(raw: &str) -> Result<LotId, Problem> {
         .map_err(|_| Problem::invalid("lot_id", "a lot id is a UUID"))
 }
 
+/// Place a bid (optionally with a proxy maximum).
+#[utoipa::path(post, path = "/lots/{lot_id}/bids", tag = "bids", request_body = BidRequest,
+    security(("bearer" = [])),
+    params(("lot_id" = uuid::Uuid, Path),
+           ("Idempotency-Key" = String, Header, description = "a retry with the same key returns the original answer (`idempotent-replayed: true`)")),
+    responses(
+        (status = 201, body = crate::answer::Accepted, description = "`accepted` or `accepted_below_reserve`: the bidder leads"),
+        (status = 200, body = crate::answer::Accepted, description = "`outbid_by_proxy`: recorded, but the leader's proxy answered"),
+        (status = 403, description = "`wallet_not_linked`"),
+        (status = 409, description = "`too_low` (with `minimum`), `not_open`, `closed`, `own_lot`, `insufficient_funds` (with `available`), `idempotency_key_reused`"),
+        (status = 429, description = "`rate_limited`"),
+        (status = 503, description = "`holds_unavailable` or `busy`: try again")))]
 pub async fn place(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -50,6 +62,8 @@ pub async fn place(
 
 /// The lot's public state. The reserve amount is never shown, only whether it is met; buy-now
 /// only while it is on offer; the outcome once the auction has ended.
+#[utoipa::path(get, path = "/lots/{lot_id}", tag = "lots", params(("lot_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Object, description = "status, price, leader, bid count, next minimum, end, buy-now, reserve met, outcome, sequence, server time")))]
 pub async fn snapshot(
     State(state): State<AppState>,
     Path(lot_id): Path<String>,
@@ -78,12 +92,17 @@ pub async fn snapshot(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// 1 to 1000 (default 100; values outside are clamped).
     limit: Option<i64>,
 }
 
+/// The bid history, newest first.
+#[utoipa::path(get, path = "/lots/{lot_id}/bids", tag = "bids", params(("lot_id" = uuid::Uuid, Path), HistoryQuery),
+    responses((status = 200, body = Vec<Object>)))]
 pub async fn history(
     State(state): State<AppState>,
     Path(lot_id): Path<String>,
@@ -96,14 +115,19 @@ pub async fn history(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// The last sequence the client has (0 or more).
     since: Option<i64>,
+    /// 1 to 1000 (default 500; values outside are clamped).
     limit: Option<i64>,
 }
 
 /// Events with a sequence above `since`, in order: what a client missed.
+#[utoipa::path(get, path = "/lots/{lot_id}/events", tag = "lots", params(("lot_id" = uuid::Uuid, Path), EventsQuery),
+    responses((status = 200, body = Object, description = "`{lot_id, since, events: [envelope]}`")))]
 pub async fn events(
     State(state): State<AppState>,
     Path(lot_id): Path<String>,

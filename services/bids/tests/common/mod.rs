@@ -76,6 +76,8 @@ pub struct Engine {
     pub base: String,
     /// The internal API (lot changes).
     pub internal: String,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub admin: String,
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<()>>,
@@ -118,6 +120,7 @@ impl World {
             let _ = ready_tx.send((
                 format!("http://{}", listeners.http_addr().expect("bound")),
                 format!("http://{}", listeners.internal_addr().expect("bound")),
+                format!("http://{}", listeners.admin_addr().expect("bound")),
             ));
             run(
                 service,
@@ -129,10 +132,11 @@ impl World {
             .expect("clean stop");
             let _ = done_tx.send(());
         });
-        let (base, internal) = ready_rx.await.expect("bids started");
+        let (base, internal, admin) = ready_rx.await.expect("bids started");
         Engine {
             base,
             internal,
+            admin,
             runtime: Some(runtime),
             stop: Some(stop),
             done: Some(done),
@@ -355,6 +359,21 @@ pub struct Bidder {
 }
 
 impl Engine {
+    /// The sum of the samples of `name` on the engine's `/metrics` whose labels contain every
+    /// one of `labels` (0 when there are none).
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .expect("admin answers")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|line| line.starts_with(name) && labels.iter().all(|label| line.contains(label)))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Drains and stops the instance.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

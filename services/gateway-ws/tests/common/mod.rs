@@ -80,6 +80,9 @@ impl World {
             ("GAVEL_SHUTDOWN__READINESS_GRACE", "0s".to_owned()),
             ("GAVEL_SHUTDOWN__DRAIN_DEADLINE", "10s".to_owned()),
             ("GAVEL_GATEWAY__PRESENCE_INTERVAL", "200ms".to_owned()),
+            // Tests open many connections from one address; the edge tests set their own limits.
+            ("GAVEL_EDGE__CONNECTIONS_PER_MINUTE", "1000000".to_owned()),
+            ("GAVEL_EDGE__ANONYMOUS_SUBSCRIPTIONS", "1000000".to_owned()),
         ];
         for (name, value) in extra {
             env.retain(|(existing, _)| existing != name);
@@ -243,6 +246,28 @@ impl Gateway {
             .filter(|line| line.starts_with(name))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// Cuts every broker connection of the world's vhost until this gateway has reconnected and
+    /// its `count` subscriptions have each caught up once (the management API lists connections
+    /// with a lag, so one cut may miss the gateway's).
+    pub async fn cut_broker_until_caught_up(&self, world: &World, count: f64) {
+        let before = self.metric("gavel_ws_catch_ups_total").await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            world.inner.vhost.close_connections().await;
+            let cut = std::time::Instant::now();
+            while cut.elapsed() < Duration::from_secs(3) {
+                if self.metric("gavel_ws_catch_ups_total").await - before >= count {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway never reconnected and caught up"
+            );
+        }
     }
 
     /// Sends SIGTERM and waits for a clean exit.

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use gavel_common::auth::JwtVerifier;
+use gavel_common::openapi::ProblemResponses;
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
@@ -37,7 +38,7 @@ impl FromRef<AppState> for JwtVerifier {
 #[openapi(
     info(title = "Gavel lots", version = "1", description = "Sellers' lots, photos and the public catalogue. Errors are application/problem+json with a stable `code` and the `field` at fault."),
     paths(lots::create, lots::list, lots::show, lots::replace, lots::cancel, photos::upload, photos::serve, photos::remove),
-    modifiers(&Security)
+    modifiers(&Security, &ProblemResponses)
 )]
 #[derive(Debug)]
 pub struct ApiDoc;

@@ -12,12 +12,14 @@ use super::{ApiError, AppState};
 use crate::accounts;
 use crate::signin::SignInError;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NonceResponse {
     nonce: String,
     expires_in: u64,
 }
 
+/// A fresh single-use nonce for a Sign-In with Ethereum message.
+#[utoipa::path(get, path = "/auth/nonce", tag = "sign-in", responses((status = 200, body = NonceResponse)))]
 pub async fn nonce(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let nonce = state.nonces.issue().await?;
     let body = NonceResponse {
@@ -27,21 +29,29 @@ pub async fn nonce(State(state): State<AppState>) -> Result<impl IntoResponse, A
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedMessage {
+    /// The EIP-4361 message, exactly as signed.
     pub message: String,
+    /// The EIP-191 signature: `0x` and 65 bytes in hex.
     pub signature: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SignInResponse {
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     token: crate::tokens::AccessToken,
+    #[schema(value_type = uuid::Uuid)]
     account_id: gavel_types::AccountId,
+    #[schema(value_type = String)]
     wallet: gavel_types::EthAddress,
 }
 
+/// Sign in with a signed EIP-4361 message: an access token (and the account, on first sign-in).
+#[utoipa::path(post, path = "/auth/sign-in", tag = "sign-in", request_body = SignedMessage,
+    responses((status = 200, body = SignInResponse), (status = 401, description = "`sign_in_refused`: domain, URI, chain, time, nonce or signer")))]
 pub async fn sign_in(
     State(state): State<AppState>,
     extract::Json(body): extract::Json<SignedMessage>,
@@ -69,6 +79,8 @@ pub async fn sign_in(
     }))
 }
 
+/// The public keys that verify access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "sign-in", responses((status = 200, body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::http::header;
 use axum::routing::{delete, get, post};
 use gavel_common::auth::JwtVerifier;
 use gavel_common::internal::Callers;
+use gavel_common::openapi::ProblemResponses;
 use sqlx::PgPool;
 
 pub use error::ApiError;
@@ -80,9 +80,36 @@ pub fn internal_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The public API's OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Gavel wallets", version = "1", description = "Sign-In with Ethereum, access tokens and their keys, linked wallets and balances, payments. Errors are application/problem+json with a stable `code`."),
+    paths(auth::nonce, auth::sign_in, auth::jwks, wallets::list, wallets::link, wallets::unlink,
+          wallets::balance, payments::show, payments::submit),
+    modifiers(&Security, &ProblemResponses)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (EdDSA)")
+                    .build(),
+            ),
+        );
+    }
+}
+
 async fn openapi() -> impl axum::response::IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../../openapi.json"),
-    )
+    use utoipa::OpenApi as _;
+    axum::Json(ApiDoc::openapi())
 }

@@ -11,12 +11,17 @@ use super::{ApiError, AppState};
 use crate::chain::Expected;
 use crate::settlement::{self, ConfirmError, Payment, PaymentReadError, PaymentStatus};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
+    /// `0x` and 64 hex digits.
     tx_hash: String,
 }
 
+/// The winner's payment for a lot: amount, seller's wallet, deadline, status.
+#[utoipa::path(get, path = "/payments/{lot_id}", tag = "payments", security(("bearer" = [])),
+    params(("lot_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Object), (status = 403, description = "only the winner")))]
 pub async fn show(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -26,6 +31,13 @@ pub async fn show(
     Ok(Json(payment))
 }
 
+/// The winner submits the hash of the transaction that paid the seller; it is checked on chain.
+#[utoipa::path(post, path = "/payments/{lot_id}", tag = "payments", security(("bearer" = [])),
+    params(("lot_id" = uuid::Uuid, Path)), request_body = Submission,
+    responses((status = 200, body = Object), (status = 403, description = "only the winner"),
+              (status = 409, description = "`payment_closed` or `transaction_used`"),
+              (status = 422, description = "the transaction does not pay: the `code` names the check"),
+              (status = 503, description = "`chain_unavailable`")))]
 pub async fn submit(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,

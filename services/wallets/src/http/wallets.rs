@@ -14,6 +14,8 @@ use super::{ApiError, AppState};
 use crate::accounts::{self, LinkError, UnlinkError};
 use crate::signin::{SignInError, link_statement};
 
+/// The signed-in account's linked wallets.
+#[utoipa::path(get, path = "/wallets", tag = "wallets", security(("bearer" = [])), responses((status = 200, body = Vec<Object>)))]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -24,6 +26,8 @@ pub async fn list(
 }
 
 /// Links the wallet that signed `message`, whose statement must be the account's link statement.
+#[utoipa::path(post, path = "/wallets", tag = "wallets", security(("bearer" = [])), request_body = super::auth::SignedMessage,
+    responses((status = 201, body = Vec<Object>), (status = 409, description = "`wallet_taken`")))]
 pub async fn link(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -54,6 +58,10 @@ pub async fn link(
     ))
 }
 
+/// Unlinks a wallet (not the last one, not one that backs holds).
+#[utoipa::path(delete, path = "/wallets/{address}", tag = "wallets", security(("bearer" = [])),
+    params(("address" = String, Path, description = "an EIP-55 address")),
+    responses((status = 204), (status = 409, description = "`last_wallet` or `wallet_has_holds`")))]
 pub async fn unlink(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -89,6 +97,10 @@ pub struct BalanceResponse {
     block: u64,
 }
 
+/// A linked wallet's confirmed balance, what its holds take, and what is available.
+#[utoipa::path(get, path = "/wallets/{address}/balance", tag = "wallets", security(("bearer" = [])),
+    params(("address" = String, Path, description = "an EIP-55 address")),
+    responses((status = 200, body = Object), (status = 403, description = "not your wallet"), (status = 503, description = "`chain_unavailable`")))]
 pub async fn balance(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
