@@ -98,7 +98,10 @@ pub async fn serve(
             last_read: last_read.clone(),
         };
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(watched), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(
+                TokioIo::new(watched),
+                TowerToHyperService::new(service),
+            )
             .into_owned();
         let (stop, idle) = (stop.clone(), limits.header_read_timeout);
         tokio::spawn(async move {
@@ -107,8 +110,8 @@ pub async fn serve(
             // only closes between requests: a request in flight is finished first).
             let mut closing = false;
             loop {
-                let silent_since = started
-                    + std::time::Duration::from_millis(last_read.load(Ordering::Relaxed));
+                let silent_since =
+                    started + std::time::Duration::from_millis(last_read.load(Ordering::Relaxed));
                 let deadline = tokio::time::Instant::from_std(silent_since + idle);
                 tokio::select! {
                     ended = connection.as_mut() => {

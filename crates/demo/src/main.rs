@@ -3,6 +3,8 @@
 //! with the dev chain's well-known test keys, lots and photos through `lots`, a bid through
 //! `bids` (held by `wallets` against the chain balance). Running it again adds nothing.
 //!
+//! `gavel-demo token` prints an access token of the demo bidder instead (for tools).
+//!
 //! The keys are anvil's public test keys (mnemonic "test test … junk"): never use them elsewhere.
 
 use std::time::{Duration, Instant};
@@ -35,6 +37,14 @@ async fn main() -> Result<()> {
     let http = reqwest::Client::new();
     let seller: PrivateKeySigner = SELLER_KEY.parse()?;
     let bidder: PrivateKeySigner = BIDDER_KEY.parse()?;
+    // `gavel-demo token`: an access token of the demo bidder, for tools (the API fuzzing run).
+    if std::env::args().nth(1).as_deref() == Some("token") {
+        let (token, _) = sign_in(&http, &urls, &bidder)
+            .await
+            .context("signing the bidder in")?;
+        println!("{token}");
+        return Ok(());
+    }
     let (seller_token, seller_account) = sign_in(&http, &urls, &seller)
         .await
         .context("signing the seller in")?;

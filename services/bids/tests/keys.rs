@@ -94,14 +94,27 @@ async fn a_key_rotation_needs_no_restart_of_the_services_that_verify_tokens() {
 
     // The rotation: wallets restarts with a new key, publishing the old one as previous.
     old_wallets.stop().await.expect("stops");
-    let (new_wallets, new_issuer) =
-        wallets_on(&world, port, auth::NEXT_PRIVATE_KEY_PEM, &[auth::PUBLIC_KEY_PEM]).await;
+    let (new_wallets, new_issuer) = wallets_on(
+        &world,
+        port,
+        auth::NEXT_PRIVATE_KEY_PEM,
+        &[auth::PUBLIC_KEY_PEM],
+    )
+    .await;
     let after = new_issuer
         .mint(AccountId::new(), wallet)
         .expect("minted")
         .access_token;
-    assert_eq!(answer(after).await, 404, "the new key is learnt from the JWKS");
-    assert_eq!(answer(before).await, 404, "tokens of the old key verify until they expire");
+    assert_eq!(
+        answer(after).await,
+        404,
+        "the new key is learnt from the JWKS"
+    );
+    assert_eq!(
+        answer(before).await,
+        404,
+        "tokens of the old key verify until they expire"
+    );
 
     // A key the JWKS does not publish is refused.
     let stranger = TokenIssuer::from_config(&gavel_wallets::config::TokenConfig {

@@ -59,16 +59,14 @@ async fn main() {
             ))
             .await
             .expect("sent");
-            let mut last = 0;
-            loop {
+            let last = loop {
                 let frame = ws.next().await.expect("open").expect("frame");
                 let Message::Text(text) = frame else { continue };
                 let message: Value = serde_json::from_str(text.as_str()).expect("json");
                 if message["type"] == "subscribed" {
-                    last = message["sequence"].as_i64().expect("sequence");
-                    break;
+                    break message["sequence"].as_i64().expect("sequence");
                 }
-            }
+            };
             (ws, lot, last)
         }));
     }
@@ -82,8 +80,14 @@ async fn main() {
 
     let events_route = r#"route="/lots/{lot_id}/events""#;
     let snapshot_route = r#"route="/lots/{lot_id}""#;
-    let events_before = world.engine.metric("gavel_http_requests_total", &[events_route]).await;
-    let snapshots_before = world.engine.metric("gavel_http_requests_total", &[snapshot_route]).await;
+    let events_before = world
+        .engine
+        .metric("gavel_http_requests_total", &[events_route])
+        .await;
+    let snapshots_before = world
+        .engine
+        .metric("gavel_http_requests_total", &[snapshot_route])
+        .await;
     let catch_ups_before = gateway.metric("gavel_ws_catch_ups_total").await;
 
     // Bids go on, and every broker connection of the vhost is cut (until the gateway's is too):
@@ -105,7 +109,12 @@ async fn main() {
     }
     let mut finals = std::collections::HashMap::new();
     for lot in &lots {
-        finals.insert(*lot, world.snapshot(*lot).await["sequence"].as_i64().expect("sequence"));
+        finals.insert(
+            *lot,
+            world.snapshot(*lot).await["sequence"]
+                .as_i64()
+                .expect("sequence"),
+        );
     }
     let finals = Arc::new(finals);
     gateway
@@ -137,9 +146,16 @@ async fn main() {
     for reader in readers {
         all_caught_up = all_caught_up.max(reader.await.expect("every event arrives"));
     }
-    let events = world.engine.metric("gavel_http_requests_total", &[events_route]).await - events_before;
-    let snapshots =
-        world.engine.metric("gavel_http_requests_total", &[snapshot_route]).await - snapshots_before;
+    let events = world
+        .engine
+        .metric("gavel_http_requests_total", &[events_route])
+        .await
+        - events_before;
+    let snapshots = world
+        .engine
+        .metric("gavel_http_requests_total", &[snapshot_route])
+        .await
+        - snapshots_before;
     let catch_ups = gateway.metric("gavel_ws_catch_ups_total").await - catch_ups_before;
     println!(
         "  catch-ups by connections: {catch_ups}; requests bids received: {events} for events, {snapshots} for snapshots"

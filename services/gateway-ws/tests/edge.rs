@@ -25,7 +25,10 @@ async fn internal_apis_are_unreachable_through_the_gateway() {
         "/api/wallets/x/../../internal/holds",
     ] {
         let answer = gateway
-            .raw(&format!("GET {path} HTTP/1.1"), &[("Authorization", &leaked)])
+            .raw(
+                &format!("GET {path} HTTP/1.1"),
+                &[("Authorization", &leaked)],
+            )
             .await;
         assert!(
             [400, 404].contains(&answer.status),
@@ -34,11 +37,18 @@ async fn internal_apis_are_unreachable_through_the_gateway() {
             answer.body
         );
         assert!(
-            answer.head.to_ascii_lowercase().contains("application/problem+json"),
+            answer
+                .head
+                .to_ascii_lowercase()
+                .contains("application/problem+json"),
             "{path}: {}",
             answer.head
         );
-        assert!(!answer.body.contains("\"wallet\""), "{path} leaked holds: {}", answer.body);
+        assert!(
+            !answer.body.contains("\"wallet\""),
+            "{path} leaked holds: {}",
+            answer.body
+        );
     }
 }
 
@@ -48,7 +58,9 @@ async fn made_up_methods_do_not_become_metric_labels() {
     let world = world().await;
     let gateway = world.gateway(&[]).await;
     for method in ["FUZZCARD1", "FUZZCARD2", "BREW"] {
-        let answer = gateway.raw(&format!("{method} /api/lots HTTP/1.1"), &[]).await;
+        let answer = gateway
+            .raw(&format!("{method} /api/lots HTTP/1.1"), &[])
+            .await;
         assert_eq!(answer.status, 405, "{method}");
     }
     let metrics = gateway.metrics_text().await;
@@ -71,7 +83,9 @@ async fn early_answers_to_uploads_reach_the_client() {
         let size = (1 + i % 5) * 1024 * 1024;
         let form = reqwest::multipart::Form::new().part(
             "photo",
-            reqwest::multipart::Part::bytes(vec![0xAB; size]).mime_str("image/jpeg").expect("mime"),
+            reqwest::multipart::Part::bytes(vec![0xAB; size])
+                .mime_str("image/jpeg")
+                .expect("mime"),
         );
         client
             .post(format!("{}/api/lots/{id}/photos", gateway.http))
@@ -95,7 +109,9 @@ async fn hostile_queries_are_clear_400s_through_the_gateway() {
         ("q=lamp%00", "q"),
         ("ending_within_secs=92233720368547", "ending_within_secs"),
     ] {
-        let answer = gateway.raw(&format!("GET /api/lots?{query} HTTP/1.1"), &[]).await;
+        let answer = gateway
+            .raw(&format!("GET /api/lots?{query} HTTP/1.1"), &[])
+            .await;
         assert_eq!(answer.status, 400, "{query}: {}", answer.body);
         let problem: Value = serde_json::from_str(&answer.body).expect("json");
         assert_eq!(problem["field"], field);
@@ -128,24 +144,44 @@ async fn slow_and_idle_connections_are_cut_off_and_connections_are_capped() {
     };
 
     // Two connections hold the only slots: one dribbles a header, one never sends.
-    let mut dribbling = TcpStream::connect(gateway.address()).await.expect("connects");
-    dribbling.write_all(b"GET /api/config HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.expect("written");
-    let silent = TcpStream::connect(gateway.address()).await.expect("connects");
+    let mut dribbling = TcpStream::connect(gateway.address())
+        .await
+        .expect("connects");
+    dribbling
+        .write_all(b"GET /api/config HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("written");
+    let silent = TcpStream::connect(gateway.address())
+        .await
+        .expect("connects");
     // A third is served only once a slot frees: by then both others are cut off.
     let answered = gateway.raw("GET /api/config HTTP/1.1", &[]).await;
     assert_eq!(answered.status, 200);
     let started = Instant::now();
-    assert!(closed_within(dribbling).await, "the dribbling connection was not closed");
-    assert!(closed_within(silent).await, "the silent connection was not closed");
+    assert!(
+        closed_within(dribbling).await,
+        "the dribbling connection was not closed"
+    );
+    assert!(
+        closed_within(silent).await,
+        "the silent connection was not closed"
+    );
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "both were already closed when the third was served"
     );
 
     // A kept-alive connection that goes quiet is closed too.
-    let mut idle = TcpStream::connect(gateway.address()).await.expect("connects");
-    idle.write_all(b"GET /api/config HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("written");
-    assert!(closed_within(idle).await, "the idle keep-alive connection was not closed");
+    let mut idle = TcpStream::connect(gateway.address())
+        .await
+        .expect("connects");
+    idle.write_all(b"GET /api/config HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("written");
+    assert!(
+        closed_within(idle).await,
+        "the idle keep-alive connection was not closed"
+    );
 }
 
 /// Item 6: sign-ins, link codes and new WebSocket connections are limited per client address
@@ -165,7 +201,10 @@ async fn each_address_gets_a_limited_number_of_sign_ins_link_codes_and_connectio
         let gateway = &gateway;
         async move {
             gateway
-                .raw("GET /api/auth/nonce HTTP/1.1", &[("X-Forwarded-For", forwarded)])
+                .raw(
+                    "GET /api/auth/nonce HTTP/1.1",
+                    &[("X-Forwarded-For", forwarded)],
+                )
                 .await
         }
     };
@@ -175,7 +214,11 @@ async fn each_address_gets_a_limited_number_of_sign_ins_link_codes_and_connectio
     assert_eq!(limited.status, 429, "{}", limited.body);
     let problem: Value = serde_json::from_str(&limited.body).expect("json");
     assert_eq!(problem["code"], "rate_limited");
-    assert_eq!(nonce("203.0.113.2").await.status, 200, "another address has its own allowance");
+    assert_eq!(
+        nonce("203.0.113.2").await.status,
+        200,
+        "another address has its own allowance"
+    );
 
     let link = || gateway.raw("POST /api/link-codes HTTP/1.1", &[("Content-Length", "0")]);
     assert_ne!(link().await.status, 429);
@@ -200,7 +243,11 @@ async fn anonymous_watching_is_capped_per_address() {
     let gateway = world
         .gateway(&[("GAVEL_EDGE__ANONYMOUS_SUBSCRIPTIONS", "2")])
         .await;
-    let lots = [world.open_lot().await, world.open_lot().await, world.open_lot().await];
+    let lots = [
+        world.open_lot().await,
+        world.open_lot().await,
+        world.open_lot().await,
+    ];
     let mut first = Client::connect(&gateway.ws).await;
     let mut second = Client::connect(&gateway.ws).await;
     first.subscribe(lots[0]).await;
@@ -222,7 +269,9 @@ async fn anonymous_watching_is_capped_per_address() {
     drop(first);
     gavel_test_support::wait_until_async("the slot to be given back", DEADLINE, || async {
         let mut again = Client::connect(&gateway.ws).await;
-        again.send(json!({"type": "subscribe", "lot_id": lots[0]})).await;
+        again
+            .send(json!({"type": "subscribe", "lot_id": lots[0]}))
+            .await;
         again.next_type().await == "snapshot"
     })
     .await;
@@ -235,7 +284,11 @@ async fn the_page_and_photos_are_served_with_protective_headers() {
     let world = world_with_lots().await;
     let web = std::env::temp_dir().join(format!("gavel-web-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&web).expect("a directory");
-    std::fs::write(web.join("index.html"), "<!doctype html><title>Gavel</title>").expect("written");
+    std::fs::write(
+        web.join("index.html"),
+        "<!doctype html><title>Gavel</title>",
+    )
+    .expect("written");
     let web_dir = web.display().to_string();
     let gateway = world.gateway(&[("GAVEL_WEB__DIR", &web_dir)]).await;
     let page = reqwest::get(format!("{}/lots/some-lot", gateway.http))
@@ -244,7 +297,11 @@ async fn the_page_and_photos_are_served_with_protective_headers() {
     assert_eq!(page.status(), 200);
     let headers = page.headers();
     let policy = headers["content-security-policy"].to_str().expect("ascii");
-    for directive in ["default-src 'self'", "frame-ancestors 'none'", "object-src 'none'"] {
+    for directive in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ] {
         assert!(policy.contains(directive), "{policy}");
     }
     assert_eq!(headers["x-frame-options"], "DENY");
@@ -259,9 +316,13 @@ async fn the_page_and_photos_are_served_with_protective_headers() {
         .upload(&seller, &id, common::lots::images::png(8, 8), "image/png")
         .await;
     assert_eq!(status, 201, "{photo}");
-    let served = reqwest::get(format!("{}{}", gateway.http, photo["url"].as_str().expect("url")))
-        .await
-        .expect("served");
+    let served = reqwest::get(format!(
+        "{}{}",
+        gateway.http,
+        photo["url"].as_str().expect("url")
+    ))
+    .await
+    .expect("served");
     assert_eq!(served.status(), 200);
     assert_eq!(served.headers()["content-type"], "image/png");
     assert_eq!(served.headers()["x-content-type-options"], "nosniff");

@@ -19,18 +19,25 @@ async fn a_herd_catching_up_costs_bids_a_request_per_lot_not_per_connection() {
     .await;
     let before = world
         .engine
-        .metric("gavel_http_requests_total", &[r#"route="/lots/{lot_id}/events""#])
+        .metric(
+            "gavel_http_requests_total",
+            &[r#"route="/lots/{lot_id}/events""#],
+        )
         .await;
 
     // Bids are placed, then every broker connection is cut: the gateway's queue goes, comes
     // back empty, and every subscription is marked behind.
     let bidder = world.bidder().await;
     for (index, amount) in [100u128, 110, 120].into_iter().enumerate() {
-        let (status, answer) = world.bid(&bidder, lot, &format!("herd-{index}"), amount).await;
+        let (status, answer) = world
+            .bid(&bidder, lot, &format!("herd-{index}"), amount)
+            .await;
         assert_eq!(status, 201, "{answer}");
     }
     gateway.cut_broker_until_caught_up(&world, 150.0).await;
-    let last = world.snapshot(lot).await["sequence"].as_i64().expect("sequence");
+    let last = world.snapshot(lot).await["sequence"]
+        .as_i64()
+        .expect("sequence");
     join_all(clients.iter_mut().map(|(client, sequence)| async move {
         while *sequence < last {
             let event = client.expect("event").await;
@@ -43,7 +50,10 @@ async fn a_herd_catching_up_costs_bids_a_request_per_lot_not_per_connection() {
 
     let requests = world
         .engine
-        .metric("gavel_http_requests_total", &[r#"route="/lots/{lot_id}/events""#])
+        .metric(
+            "gavel_http_requests_total",
+            &[r#"route="/lots/{lot_id}/events""#],
+        )
         .await
         - before;
     let catch_ups = gateway.metric("gavel_ws_catch_ups_total").await;

@@ -239,11 +239,12 @@ async fn only_the_seller_changes_a_lot_and_only_before_the_first_bid() {
         "{changed}"
     );
 
-    // The engine reports a first bid; from then on the lot is fixed.
+    // The engine reports a first bid; from then on the lot is fixed. (A sequence well past
+    // what the real engine has published for this lot, so that none of its events overtakes it.)
     common::auction_event(
         &app,
         &id,
-        2,
+        100,
         "auction.bid_accepted",
         json!({"price": "100000000000000000", "bid_count": 1}),
     )

@@ -369,7 +369,9 @@ impl Engine {
             .await
             .expect("text");
         text.lines()
-            .filter(|line| line.starts_with(name) && labels.iter().all(|label| line.contains(label)))
+            .filter(|line| {
+                line.starts_with(name) && labels.iter().all(|label| line.contains(label))
+            })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }

@@ -190,7 +190,11 @@ impl Gateway {
         let chunked = head
             .to_ascii_lowercase()
             .contains("transfer-encoding: chunked");
-        let body = if chunked { dechunk(body) } else { body.to_owned() };
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
         let status = head
             .split_whitespace()
             .nth(1)
