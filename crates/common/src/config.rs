@@ -1,10 +1,15 @@
 //! Typed, layered configuration.
 //!
-//! Values come from three layers, later ones winning: the defaults written on the config structs
-//! (`#[serde(default …)]`), an optional TOML file named by `GAVEL_CONFIG`, and environment
+//! Values come from four layers, later ones winning: the defaults written on the config structs
+//! (`#[serde(default …)]`), the service's [`ServiceConfig::DEFAULTS`] (where its listeners bind),
+//! an optional TOML file named by `GAVEL_CONFIG`, and environment
 //! variables `GAVEL_SECTION__KEY` (double underscore between levels), which map one to one onto the
 //! Helm values and Kubernetes Secrets. Every struct denies unknown keys so that a typo fails
 //! start-up instead of being silently ignored.
+//!
+//! A variable ending in `_FILE` names a file whose contents are the value of the variable without
+//! the suffix (`GAVEL_TOKENS__PRIVATE_KEY_FILE=/run/secrets/jwt-key`): secrets mounted as files
+//! (Docker and Kubernetes secrets) never pass through the environment.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,21 +34,37 @@ pub enum ConfigError {
     MissingFile(PathBuf),
     #[error("invalid configuration:\n{0}")]
     Invalid(String),
+    #[error("{variable} names {path}, which cannot be read: {source}")]
+    SecretFile {
+        variable: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A configuration [`load`] can read.
+pub trait ServiceConfig: DeserializeOwned {
+    /// Settings beneath the file and the environment, as TOML: a service's listener addresses
+    /// live here rather than on the structs, so that a layer may set one field of a listener
+    /// (`GAVEL_HTTP__MAX_CONNECTIONS`, `GAVEL_INTERNAL__TOKENS__BIDS`) without restating where
+    /// it binds.
+    const DEFAULTS: &'static str = "";
 }
 
 /// Loads `T` from the process environment and the file named by `GAVEL_CONFIG`, if any.
-pub fn load<T: DeserializeOwned>() -> Result<T, ConfigError> {
+pub fn load<T: ServiceConfig>() -> Result<T, ConfigError> {
     let file = std::env::var_os(FILE_VAR).map(PathBuf::from);
     load_from(file.as_deref(), std::env::vars())
 }
 
 /// Loads `T` from an explicit file and set of environment variables; [`load`] is this applied to
 /// the real process. Variables without the `GAVEL_` prefix are ignored.
-pub fn load_from<T: DeserializeOwned>(
+pub fn load_from<T: ServiceConfig>(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<T, ConfigError> {
-    let mut figment = Figment::new();
+    let mut figment = Figment::from(Toml::string(T::DEFAULTS));
     if let Some(path) = file {
         if !path.exists() {
             return Err(ConfigError::MissingFile(path.to_owned()));
@@ -53,7 +74,17 @@ pub fn load_from<T: DeserializeOwned>(
     let mut env: Vec<(String, String)> = env
         .into_iter()
         .filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != FILE_VAR)
-        .collect();
+        .map(|(name, value)| match name.strip_suffix("_FILE") {
+            Some(base) => std::fs::read_to_string(&value)
+                .map(|contents| (base.to_owned(), contents.trim_end_matches('\n').to_owned()))
+                .map_err(|source| ConfigError::SecretFile {
+                    variable: name.clone(),
+                    path: PathBuf::from(&value),
+                    source,
+                }),
+            None => Ok((name, value)),
+        })
+        .collect::<Result<_, _>>()?;
     // Sorted so that the merge order, and therefore any error, is reproducible.
     env.sort();
     for (name, raw) in env {
@@ -247,6 +278,50 @@ impl Default for ShutdownConfig {
             readiness_grace: Duration::ZERO,
             drain_deadline: Duration::from_secs(20),
         }
+    }
+}
+
+/// A service's listener ports: public, admin and (bids, wallets) internal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub http: u16,
+    pub admin: u16,
+    pub internal: Option<u16>,
+}
+
+impl Ports {
+    /// The ports `deploy/services.json` gives `service`. The images, the compose stack and the
+    /// chart are checked against that manifest; each service's defaults are checked against it
+    /// with this.
+    pub fn from_manifest(manifest: &str, service: &str) -> Option<Self> {
+        let manifest: serde_json::Value = serde_json::from_str(manifest).ok()?;
+        let entry = &manifest["services"][service];
+        let port = |key: &str| {
+            entry[key]
+                .as_u64()
+                .and_then(|port| u16::try_from(port).ok())
+        };
+        Some(Self {
+            http: port("http")?,
+            admin: port("admin")?,
+            internal: port("internal"),
+        })
+    }
+
+    /// The ports a service's [`ServiceConfig::DEFAULTS`] bind.
+    pub fn from_defaults<T: ServiceConfig>() -> Option<Self> {
+        let defaults = Figment::from(Toml::string(T::DEFAULTS));
+        let port = |key: &str| {
+            defaults
+                .extract_inner::<std::net::SocketAddr>(key)
+                .ok()
+                .map(|addr| addr.port())
+        };
+        Some(Self {
+            http: port("http.addr")?,
+            admin: port("admin.addr")?,
+            internal: port("internal.addr"),
+        })
     }
 }
 

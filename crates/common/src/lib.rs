@@ -2,6 +2,7 @@
 //!
 //! Each module covers one concern that all five services need in the same shape:
 //!
+//! - [`cli`]: what a binary does besides serving (`probe <url>`, `migrate`).
 //! - [`config`]: layered, typed configuration (defaults → optional TOML file → `GAVEL_…` env vars)
 //!   with secrets that never print.
 //! - [`telemetry`]: `tracing` set-up, JSON in production and readable in development.
@@ -22,6 +23,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod extract;

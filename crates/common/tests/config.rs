@@ -3,22 +3,21 @@
 use std::io::Write;
 use std::time::Duration;
 
-use gavel_common::config::{ConfigError, ListenConfig, ShutdownConfig, load_from};
+use gavel_common::config::{ConfigError, ListenConfig, ServiceConfig, ShutdownConfig, load_from};
 use gavel_common::db::DatabaseConfig;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    #[serde(default = "default_http")]
     http: ListenConfig,
     #[serde(default)]
     shutdown: ShutdownConfig,
     database: DatabaseConfig,
 }
 
-fn default_http() -> ListenConfig {
-    ListenConfig::all_interfaces(8080)
+impl ServiceConfig for Config {
+    const DEFAULTS: &'static str = r#"http.addr = "0.0.0.0:8080""#;
 }
 
 fn file(contents: &str) -> tempfile_like::TempFile {
@@ -134,6 +133,28 @@ fn a_named_config_file_that_does_not_exist_fails() {
     assert!(matches!(error, ConfigError::MissingFile(_)));
 }
 
+#[test]
+fn a_secret_can_come_from_a_file_named_by_a_file_variable() {
+    let secret = file("postgres://gavel:from-a-file@db/lots\n");
+    let path = secret.path().display().to_string();
+    let config: Config =
+        load_from(None, env(&[("GAVEL_DATABASE__URL_FILE", &path)])).expect("valid config");
+    assert_eq!(
+        config.database.url.expose().password(),
+        Some("from-a-file"),
+        "the file's contents, without its final newline"
+    );
+    let error = load_from::<Config>(
+        None,
+        env(&[("GAVEL_DATABASE__URL_FILE", "/nonexistent/secret")]),
+    )
+    .expect_err("missing file");
+    assert!(
+        error.to_string().contains("GAVEL_DATABASE__URL_FILE"),
+        "{error}"
+    );
+}
+
 /// A file in the system temp dir, removed on drop (no extra crate for one helper).
 mod tempfile_like {
     use super::*;
@@ -160,4 +181,21 @@ mod tempfile_like {
             let _ = std::fs::remove_file(&self.0);
         }
     }
+}
+
+/// Compose and the chart set single listener fields (`GAVEL_INTERNAL__TOKENS__BIDS`): the
+/// listener's address must still come from the defaults (before, the whole section had to be
+/// restated and the container died with "missing required setting `internal.addr`").
+#[test]
+fn one_listener_field_keeps_the_default_address() {
+    let config: Config = load_from(
+        None,
+        env(&[
+            ("GAVEL_DATABASE__URL", "postgres://gavel@db/lots"),
+            ("GAVEL_HTTP__MAX_CONNECTIONS", "7"),
+        ]),
+    )
+    .expect("valid config");
+    assert_eq!(config.http.max_connections, 7);
+    assert_eq!(config.http.addr.port(), 8080, "the default address is kept");
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use gavel_common::auth::AuthConfig;
 use gavel_common::cache::RedisConfig;
-use gavel_common::config::{ListenConfig, ShutdownConfig};
+use gavel_common::config::{ListenConfig, ServiceConfig, ShutdownConfig};
 use gavel_common::db::DatabaseConfig;
 use gavel_common::internal::{InternalConfig, PeerConfig};
 use gavel_common::telemetry::LogConfig;
@@ -14,12 +14,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default = "default_http")]
     pub http: ListenConfig,
-    #[serde(default = "default_admin")]
     pub admin: ListenConfig,
     /// The internal API (lot changes from `lots`); callers in `internal.tokens`.
-    #[serde(default = "default_internal")]
     pub internal: InternalConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -39,16 +36,12 @@ pub struct Config {
     pub repair: RepairConfig,
 }
 
-fn default_http() -> ListenConfig {
-    ListenConfig::all_interfaces(8082)
-}
-
-fn default_admin() -> ListenConfig {
-    ListenConfig::all_interfaces(9082)
-}
-
-fn default_internal() -> InternalConfig {
-    InternalConfig::on_port(8182)
+impl ServiceConfig for Config {
+    const DEFAULTS: &'static str = r#"
+http.addr = "0.0.0.0:8082"
+admin.addr = "0.0.0.0:9082"
+internal.addr = "0.0.0.0:8182"
+"#;
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +120,20 @@ impl Default for RepairConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gavel_common::config::Ports;
+
+    #[test]
+    fn default_ports_match_the_deploy_manifest() {
+        let manifest = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/services.json"
+        ))
+        .expect("deploy/services.json");
+        assert_eq!(
+            Ports::from_defaults::<Config>(),
+            Ports::from_manifest(&manifest, "bids"),
+        );
+    }
 
     #[test]
     fn release_backoff_doubles_up_to_its_cap() {

@@ -39,6 +39,19 @@ use gavel_messaging::{Broker, Consumer};
 pub use config::Config;
 
 /// The migrations of `bids`' own tables (the outbox's come from `gavel-messaging`).
+/// Applies the shared messaging tables' migrations and this service's own (what `build` does
+/// first, and all that `gavel-bids migrate` does).
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), StartError> {
+    gavel_messaging::migrator()
+        .run(pool)
+        .await
+        .map_err(|e| StartError::new("migrating the outbox", e))?;
+    migrator()
+        .run(pool)
+        .await
+        .map_err(|e| StartError::new("migrating the database", e))
+}
+
 pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
@@ -59,14 +72,7 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
         .database
         .pool()
         .map_err(|e| StartError::new("configuring PostgreSQL", e))?;
-    gavel_messaging::migrator()
-        .run(&pool)
-        .await
-        .map_err(|e| StartError::new("migrating the outbox", e))?;
-    migrator()
-        .run(&pool)
-        .await
-        .map_err(|e| StartError::new("migrating the database", e))?;
+    migrate(&pool).await?;
     let cache = Cache::connect(&config.redis)
         .await
         .map_err(|e| StartError::new("connecting to Redis", e))?;

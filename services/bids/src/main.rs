@@ -1,8 +1,27 @@
-//! The `bids` binary: load config, set up logs, build, serve until SIGTERM.
+//! The `bids` binary: load config, set up logs, then serve until SIGTERM (or `migrate`,
+//! `check-config`, `probe <url>`: see `gavel_common::cli`).
+
+use gavel_common::cli::{Command, MigrateConfig, probe};
+use gavel_common::config::load;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: gavel_bids::Config = gavel_common::config::load()?;
+    let config: gavel_bids::Config = match Command::from_args()? {
+        Command::Probe(url) => std::process::exit(if probe(&url) { 0 } else { 1 }),
+        Command::CheckConfig => {
+            load::<gavel_bids::Config>()?;
+            println!("the configuration is valid");
+            return Ok(());
+        }
+        Command::Migrate => {
+            let config: MigrateConfig = load()?;
+            gavel_common::telemetry::init(&config.log);
+            gavel_bids::migrate(&config.database.pool()?).await?;
+            tracing::info!("migrations applied");
+            return Ok(());
+        }
+        Command::Serve => load()?,
+    };
     gavel_common::telemetry::init(&config.log);
     let service = gavel_bids::build(&config).await?;
     gavel_common::server::serve_until_signalled(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use gavel_common::auth::AuthConfig;
 use gavel_common::cache::RedisConfig;
-use gavel_common::config::{ListenConfig, ShutdownConfig};
+use gavel_common::config::{ListenConfig, ServiceConfig, ShutdownConfig};
 use gavel_common::telemetry::LogConfig;
 use gavel_messaging::BrokerConfig;
 use serde::Deserialize;
@@ -13,9 +13,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default = "default_http")]
     pub http: ListenConfig,
-    #[serde(default = "default_admin")]
     pub admin: ListenConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -33,12 +31,11 @@ pub struct Config {
     pub web: WebConfig,
 }
 
-fn default_http() -> ListenConfig {
-    ListenConfig::all_interfaces(8080)
-}
-
-fn default_admin() -> ListenConfig {
-    ListenConfig::all_interfaces(9080)
+impl ServiceConfig for Config {
+    const DEFAULTS: &'static str = r#"
+http.addr = "0.0.0.0:8080"
+admin.addr = "0.0.0.0:9080"
+"#;
 }
 
 /// Where the services are that the gateway forwards to.
@@ -131,5 +128,24 @@ impl Default for WebConfig {
             rpc_url: None,
             image_origins: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gavel_common::config::Ports;
+
+    #[test]
+    fn default_ports_match_the_deploy_manifest() {
+        let manifest = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/services.json"
+        ))
+        .expect("deploy/services.json");
+        assert_eq!(
+            Ports::from_defaults::<Config>(),
+            Ports::from_manifest(&manifest, "gateway-ws"),
+        );
     }
 }

@@ -1,8 +1,24 @@
-//! The `gateway-ws` binary: load config, set up logs, build, serve until SIGTERM.
+//! The `gateway-ws` binary: load config, set up logs, then serve until SIGTERM (or `migrate`,
+//! `check-config`, `probe <url>`: see `gavel_common::cli`).
+
+use gavel_common::cli::{Command, probe};
+use gavel_common::config::load;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: gavel_gateway_ws::Config = gavel_common::config::load()?;
+    let config: gavel_gateway_ws::Config = match Command::from_args()? {
+        Command::Probe(url) => std::process::exit(if probe(&url) { 0 } else { 1 }),
+        Command::CheckConfig => {
+            load::<gavel_gateway_ws::Config>()?;
+            println!("the configuration is valid");
+            return Ok(());
+        }
+        Command::Migrate => {
+            println!("the gateway keeps no database: nothing to migrate");
+            return Ok(());
+        }
+        Command::Serve => load()?,
+    };
     gavel_common::telemetry::init(&config.log);
     let service = gavel_gateway_ws::build(&config).await?;
     gavel_common::server::serve_until_signalled(

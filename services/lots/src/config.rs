@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use gavel_common::auth::AuthConfig;
-use gavel_common::config::{ListenConfig, Secret, ShutdownConfig};
+use gavel_common::config::{ListenConfig, Secret, ServiceConfig, ShutdownConfig};
 use gavel_common::db::DatabaseConfig;
 use gavel_common::internal::PeerConfig;
 use gavel_common::telemetry::LogConfig;
@@ -13,9 +13,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default = "default_http")]
     pub http: ListenConfig,
-    #[serde(default = "default_admin")]
     pub admin: ListenConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -33,6 +31,13 @@ pub struct Config {
     pub changes: ChangesConfig,
 }
 
+impl ServiceConfig for Config {
+    const DEFAULTS: &'static str = r#"
+http.addr = "0.0.0.0:8081"
+admin.addr = "0.0.0.0:9081"
+"#;
+}
+
 /// Settling changes whose answer from the engine was lost.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -48,14 +53,6 @@ impl Default for ChangesConfig {
             retry_interval: Duration::from_secs(5),
         }
     }
-}
-
-fn default_http() -> ListenConfig {
-    ListenConfig::all_interfaces(8081)
-}
-
-fn default_admin() -> ListenConfig {
-    ListenConfig::all_interfaces(9081)
 }
 
 /// Any S3-compatible store: a local s3s-fs, MinIO, Yandex Object Storage, AWS.
@@ -113,5 +110,24 @@ impl Default for PhotoLimits {
             max_per_lot: 10,
             url_prefix: "/api".to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gavel_common::config::Ports;
+
+    #[test]
+    fn default_ports_match_the_deploy_manifest() {
+        let manifest = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/services.json"
+        ))
+        .expect("deploy/services.json");
+        assert_eq!(
+            Ports::from_defaults::<Config>(),
+            Ports::from_manifest(&manifest, "lots"),
+        );
     }
 }

@@ -29,6 +29,19 @@ use gavel_messaging::{Broker, Consumer};
 pub use config::Config;
 
 /// The migrations of `lots`' own tables (the outbox's come from `gavel-messaging`).
+/// Applies the shared messaging tables' migrations and this service's own (what `build` does
+/// first, and all that `gavel-lots migrate` does).
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), StartError> {
+    gavel_messaging::migrator()
+        .run(pool)
+        .await
+        .map_err(|e| StartError::new("migrating the outbox", e))?;
+    migrator()
+        .run(pool)
+        .await
+        .map_err(|e| StartError::new("migrating the database", e))
+}
+
 pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
@@ -44,14 +57,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         .database
         .pool()
         .map_err(|e| StartError::new("configuring PostgreSQL", e))?;
-    gavel_messaging::migrator()
-        .run(&pool)
-        .await
-        .map_err(|e| StartError::new("migrating the outbox", e))?;
-    migrator()
-        .run(&pool)
-        .await
-        .map_err(|e| StartError::new("migrating the database", e))?;
+    migrate(&pool).await?;
     let storage = storage::Storage::new(&config.s3);
     if config.s3.create_bucket {
         storage

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use gavel_common::auth::AuthConfig;
-use gavel_common::config::{ListenConfig, Secret, ShutdownConfig};
+use gavel_common::config::{ListenConfig, Secret, ServiceConfig, ShutdownConfig};
 use gavel_common::db::DatabaseConfig;
 use gavel_common::telemetry::LogConfig;
 use gavel_messaging::BrokerConfig;
@@ -12,9 +12,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default = "default_http")]
     pub http: ListenConfig,
-    #[serde(default = "default_admin")]
     pub admin: ListenConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -29,12 +27,11 @@ pub struct Config {
     pub links: LinksConfig,
 }
 
-fn default_http() -> ListenConfig {
-    ListenConfig::all_interfaces(8084)
-}
-
-fn default_admin() -> ListenConfig {
-    ListenConfig::all_interfaces(9084)
+impl ServiceConfig for Config {
+    const DEFAULTS: &'static str = r#"
+http.addr = "0.0.0.0:8084"
+admin.addr = "0.0.0.0:9084"
+"#;
 }
 
 /// How updates arrive.
@@ -120,5 +117,24 @@ impl Default for LinksConfig {
             lots_url: None,
             code_ttl: Duration::from_secs(600),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gavel_common::config::Ports;
+
+    #[test]
+    fn default_ports_match_the_deploy_manifest() {
+        let manifest = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/services.json"
+        ))
+        .expect("deploy/services.json");
+        assert_eq!(
+            Ports::from_defaults::<Config>(),
+            Ports::from_manifest(&manifest, "notifier"),
+        );
     }
 }

@@ -27,6 +27,19 @@ use crate::config::Mode;
 use crate::telegram::Telegram;
 
 /// The migrations of the notifier's own tables (the inbox's come from `gavel-messaging`).
+/// Applies the shared messaging tables' migrations and this service's own (what `build` does
+/// first, and all that `gavel-notifier migrate` does).
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), StartError> {
+    gavel_messaging::migrator()
+        .run(pool)
+        .await
+        .map_err(|e| StartError::new("migrating the inbox", e))?;
+    migrator()
+        .run(pool)
+        .await
+        .map_err(|e| StartError::new("migrating the database", e))
+}
+
 pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
@@ -42,14 +55,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         .database
         .pool()
         .map_err(|e| StartError::new("configuring PostgreSQL", e))?;
-    gavel_messaging::migrator()
-        .run(&pool)
-        .await
-        .map_err(|e| StartError::new("migrating the inbox", e))?;
-    migrator()
-        .run(&pool)
-        .await
-        .map_err(|e| StartError::new("migrating the database", e))?;
+    migrate(&pool).await?;
     let broker = Broker::new(config.broker.clone(), "notifier");
     let readiness = Readiness::default()
         .with_postgres(pool.clone())

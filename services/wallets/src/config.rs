@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use gavel_common::cache::RedisConfig;
-use gavel_common::config::{ListenConfig, Secret, SecretUrl, ShutdownConfig};
+use gavel_common::config::{ListenConfig, Secret, SecretUrl, ServiceConfig, ShutdownConfig};
 use gavel_common::db::DatabaseConfig;
 use gavel_common::internal::InternalConfig;
 use gavel_common::telemetry::LogConfig;
@@ -13,9 +13,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default = "default_http")]
     pub http: ListenConfig,
-    #[serde(default = "default_admin")]
     pub admin: ListenConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -27,25 +25,20 @@ pub struct Config {
     pub chain: ChainConfig,
     pub sign_in: SignInConfig,
     pub tokens: TokenConfig,
-    #[serde(default = "default_internal")]
     pub internal: InternalConfig,
     #[serde(default)]
     pub settlement: SettlementConfig,
 }
 
-fn default_http() -> ListenConfig {
-    ListenConfig::all_interfaces(8083)
-}
-
-fn default_admin() -> ListenConfig {
-    ListenConfig::all_interfaces(9083)
+impl ServiceConfig for Config {
+    const DEFAULTS: &'static str = r#"
+http.addr = "0.0.0.0:8083"
+admin.addr = "0.0.0.0:9083"
+internal.addr = "0.0.0.0:8183"
+"#;
 }
 
 /// The internal holds API's listener; callers (`internal.tokens.bids`) are configured.
-fn default_internal() -> InternalConfig {
-    InternalConfig::on_port(8183)
-}
-
 /// The Ethereum node balances and payments are read from.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,5 +135,24 @@ impl Default for SettlementConfig {
             payment_window: Duration::from_secs(24 * 3600),
             sweep_interval: Duration::from_secs(5),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gavel_common::config::Ports;
+
+    #[test]
+    fn default_ports_match_the_deploy_manifest() {
+        let manifest = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/services.json"
+        ))
+        .expect("deploy/services.json");
+        assert_eq!(
+            Ports::from_defaults::<Config>(),
+            Ports::from_manifest(&manifest, "wallets"),
+        );
     }
 }
