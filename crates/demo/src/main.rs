@@ -1,4 +1,4 @@
-//! `gavel-demo`: seeds a locally running Gavel (`bash .ci/up`) with demo lots, photos and a first
+//! `gavel-demo`: seeds a locally running Gavel (`bash scripts/up`) with demo lots, photos and a first
 //! bid, going through the same APIs a browser would: Sign-In with Ethereum against `wallets`
 //! with the dev chain's well-known test keys, lots and photos through `lots`, a bid through
 //! `bids` (held by `wallets` against the chain balance). Running it again adds nothing.
