@@ -14,6 +14,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use prometheus::IntCounterVec;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -90,6 +91,37 @@ pub enum AuthConfigError {
 #[derive(Clone)]
 pub struct JwtVerifier {
     inner: Arc<Inner>,
+    /// `gavel_auth_token_failures_total{reason}` once [`JwtVerifier::with_metrics`] registered it.
+    failures: IntCounterVec,
+}
+
+/// Why a presented token was refused: the `reason` label of `gavel_auth_token_failures_total`.
+const FAILURE_REASONS: [&str; 7] = [
+    "missing",
+    "malformed",
+    "expired",
+    "bad_signature",
+    "wrong_claims",
+    "unknown_key",
+    "other",
+];
+
+fn failure_reason(error: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => "expired",
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => "bad_signature",
+        ErrorKind::InvalidIssuer
+        | ErrorKind::InvalidAudience
+        | ErrorKind::InvalidSubject
+        | ErrorKind::MissingRequiredClaim(_) => "wrong_claims",
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_)
+        | ErrorKind::MissingAlgorithm => "malformed",
+        _ => "other",
+    }
 }
 
 struct Inner {
@@ -148,11 +180,29 @@ impl JwtVerifier {
                 jwks,
                 validation,
             }),
+            failures: crate::metrics::counter_vec(
+                "auth_token_failures_total",
+                "Access tokens refused, by reason.",
+                "reason",
+                &FAILURE_REASONS,
+            ),
         })
+    }
+
+    /// Counts refused tokens in `metrics` (`gavel_auth_token_failures_total{reason}`).
+    #[must_use]
+    pub fn with_metrics(self, metrics: &crate::metrics::Metrics) -> Self {
+        metrics.register(self.failures.clone());
+        self
+    }
+
+    fn refused(&self, reason: &'static str) {
+        self.failures.with_label_values(&[reason]).inc();
     }
 
     pub async fn verify(&self, token: &str) -> Result<Claims, Problem> {
         let invalid = |error: jsonwebtoken::errors::Error| {
+            self.refused(failure_reason(&error));
             Problem::unauthorized(format!("invalid access token: {error}"))
         };
         let header = jsonwebtoken::decode_header(token).map_err(invalid)?;
@@ -170,9 +220,12 @@ impl JwtVerifier {
             Some(key) => jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation)
                 .map(|data| data.claims)
                 .map_err(invalid),
-            None => Err(Problem::unauthorized(
-                "invalid access token: signed with a key this service does not know",
-            )),
+            None => {
+                self.refused("unknown_key");
+                Err(Problem::unauthorized(
+                    "invalid access token: signed with a key this service does not know",
+                ))
+            }
         }
     }
 
@@ -251,11 +304,16 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)?;
-        JwtVerifier::from_ref(state)
-            .verify(token)
-            .await
-            .map(Authenticated)
+        let verifier = JwtVerifier::from_ref(state);
+        let token = bearer_token(parts).inspect_err(|_| {
+            let reason = if parts.headers.contains_key(header::AUTHORIZATION) {
+                "malformed"
+            } else {
+                "missing"
+            };
+            verifier.refused(reason);
+        })?;
+        verifier.verify(token).await.map(Authenticated)
     }
 }
 

@@ -29,7 +29,7 @@ pub enum Command {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("usage: {binary} [migrate | check-config | probe <url>] (got `{got}`)")]
+#[error("usage: {binary} [serve | migrate | check-config | probe <url>] (got `{got}`)")]
 pub struct Usage {
     binary: String,
     got: String,
@@ -50,6 +50,7 @@ impl Command {
         };
         match args.as_slice() {
             [] => Ok(Self::Serve),
+            [command] if command == "serve" => Ok(Self::Serve),
             [command] if command == "migrate" => Ok(Self::Migrate),
             [command] if command == "check-config" => Ok(Self::CheckConfig),
             [command, url] if command == "probe" => Ok(Self::Probe(url.clone())),
@@ -117,6 +118,10 @@ mod tests {
         assert_eq!(
             Command::parse("gavel", args(&["check-config"])).ok(),
             Some(Command::CheckConfig)
+        );
+        assert_eq!(
+            Command::parse("gavel", args(&["serve"])).ok(),
+            Some(Command::Serve)
         );
         assert!(Command::parse("gavel", args(&["serve", "now"])).is_err());
     }

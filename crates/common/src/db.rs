@@ -42,6 +42,36 @@ impl DatabaseConfig {
     }
 }
 
+/// Exports the pool's use at every scrape: `gavel_db_pool_connections{state="idle"|"in_use"}` and
+/// `gavel_db_pool_max_connections` (a pool always at its maximum is where requests queue).
+pub fn watch_pool(metrics: &crate::metrics::Metrics, pool: &PgPool) {
+    let connections = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "db_pool_connections",
+            "PostgreSQL connections of the pool, idle or in use.",
+        ),
+        &["state"],
+    )
+    .expect("static metric definition is valid");
+    let max = prometheus::IntGauge::new(
+        "db_pool_max_connections",
+        "The most connections the pool opens.",
+    )
+    .expect("static metric definition is valid");
+    metrics.register(connections.clone());
+    metrics.register(max.clone());
+    let pool = pool.clone();
+    metrics.on_scrape(move || {
+        let size = i64::from(pool.size());
+        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+        connections.with_label_values(&["idle"]).set(idle);
+        connections
+            .with_label_values(&["in_use"])
+            .set((size - idle).max(0));
+        max.set(i64::from(pool.options().get_max_connections()));
+    });
+}
+
 /// The readiness check: one round trip to the database.
 pub async fn ping(pool: PgPool) -> Result<(), String> {
     sqlx::query("SELECT 1")

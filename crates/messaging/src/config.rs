@@ -29,6 +29,28 @@ pub struct BrokerConfig {
     /// The longest wait between two reconnection attempts.
     #[serde(default = "default_max_backoff", with = "humantime_serde")]
     pub reconnect_max_backoff: Duration,
+    /// The type of the durable queues Gavel declares: `classic` (one broker) or `quorum` (a
+    /// RabbitMQ cluster: replicated, survives a node). A queue keeps the type it was declared
+    /// with; changing it on an existing broker needs the queues drained and deleted first.
+    #[serde(default)]
+    pub queue_type: QueueType,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    #[default]
+    Classic,
+    Quorum,
+}
+
+impl QueueType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
 }
 
 fn default_exchange() -> String {
@@ -69,6 +91,7 @@ impl BrokerConfig {
             relay_batch: default_batch(),
             relay_poll_interval: default_poll(),
             reconnect_max_backoff: default_max_backoff(),
+            queue_type: QueueType::default(),
         }
     }
 }

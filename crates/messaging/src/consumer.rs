@@ -148,8 +148,20 @@ impl<H: Handler> Consumer<H> {
         handler: H,
         metrics: ConsumerMetrics,
     ) -> Self {
+        let name = name.into();
+        // Every outcome exists from the start, at zero: a dead-letter alert sees the series.
+        for outcome in [
+            Outcome::Handled,
+            Outcome::Duplicate,
+            Outcome::Retried,
+            Outcome::DeadLettered,
+        ] {
+            metrics
+                .outcomes
+                .with_label_values(&[&name, outcome.label()]);
+        }
         Self {
-            name: name.into(),
+            name,
             bindings: bindings
                 .iter()
                 .map(|pattern| (*pattern).to_owned())
@@ -191,6 +203,7 @@ impl<H: Handler> Consumer<H> {
             &self.name,
             &self.bindings,
             &config.retry_delays,
+            config.queue_type,
         )
         .await?;
         channel

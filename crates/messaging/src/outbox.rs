@@ -16,7 +16,7 @@ use gavel_common::metrics::Metrics;
 use gavel_common::{BoxError, error_chain};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation};
-use prometheus::IntCounter;
+use prometheus::{Gauge, IntCounter, IntGauge};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -67,7 +67,14 @@ enum RelayError {
 pub struct RelayMetrics {
     published: IntCounter,
     failures: IntCounter,
+    backlog: IntGauge,
+    oldest: Gauge,
 }
+
+/// How often the backlog gauges are measured (by their own loop: a stuck relay must still show).
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+/// The backlog is counted up to this many rows (counting further would only cost the database).
+const BACKLOG_COUNT_LIMIT: i64 = 100_000;
 
 impl RelayMetrics {
     pub fn new(metrics: &Metrics) -> Self {
@@ -81,11 +88,25 @@ impl RelayMetrics {
             "Relay batches that failed and will be retried.",
         )
         .expect("static metric definition is valid");
+        let backlog = IntGauge::new(
+            "outbox_backlog",
+            "Outbox rows not published yet (counted up to 100000).",
+        )
+        .expect("static metric definition is valid");
+        let oldest = Gauge::new(
+            "outbox_oldest_unpublished_age_seconds",
+            "Age of the oldest outbox row not published yet; 0 when there is none.",
+        )
+        .expect("static metric definition is valid");
         metrics.register(published.clone());
         metrics.register(failures.clone());
+        metrics.register(backlog.clone());
+        metrics.register(oldest.clone());
         Self {
             published,
             failures,
+            backlog,
+            oldest,
         }
     }
 }
@@ -107,7 +128,46 @@ impl Relay {
         }
     }
 
+    /// Publishes until cancelled, and measures the backlog alongside.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), BoxError> {
+        let publish = self.publish(&cancel);
+        tokio::pin!(publish);
+        tokio::select! {
+            result = &mut publish => result,
+            () = self.measure_backlog(&cancel) => publish.await,
+        }
+    }
+
+    /// Sets `gavel_outbox_backlog` and `gavel_outbox_oldest_unpublished_age_seconds` every few
+    /// seconds, whatever the relay is doing.
+    async fn measure_backlog(&self, cancel: &CancellationToken) {
+        let mut ticker = tokio::time::interval(BACKLOG_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let measured: Result<(i64, Option<f64>), sqlx::Error> = sqlx::query_as(
+                "SELECT
+                     (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT $1) pending),
+                     (SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox
+                      WHERE published_at IS NULL ORDER BY position LIMIT 1)",
+            )
+            .bind(BACKLOG_COUNT_LIMIT)
+            .fetch_one(&self.pool)
+            .await;
+            match measured {
+                Ok((count, age)) => {
+                    self.metrics.backlog.set(count);
+                    self.metrics.oldest.set(age.unwrap_or(0.0).max(0.0));
+                }
+                Err(error) => debug!(%error, "cannot measure the outbox backlog"),
+            }
+        }
+    }
+
+    async fn publish(&self, cancel: &CancellationToken) -> Result<(), BoxError> {
         let config = self.broker.config().clone();
         let mut backoff = Backoff::new(config.reconnect_max_backoff);
         let mut channel: Option<Channel> = None;
@@ -121,7 +181,7 @@ impl Relay {
                     Ok(open) => open,
                     Err(error) => {
                         warn!(%error, "relay cannot reach the broker");
-                        backoff.wait(&cancel).await;
+                        backoff.wait(cancel).await;
                         continue;
                     }
                 },
@@ -140,7 +200,7 @@ impl Relay {
                         last_cleanup = Instant::now();
                         self.cleanup().await;
                     }
-                    self.wait_for_work(&mut listener, config.relay_poll_interval, &cancel)
+                    self.wait_for_work(&mut listener, config.relay_poll_interval, cancel)
                         .await;
                 }
                 Err(error) => {
@@ -150,7 +210,7 @@ impl Relay {
                     if matches!(error, RelayError::Database(_)) {
                         channel = Some(open);
                     }
-                    backoff.wait(&cancel).await;
+                    backoff.wait(cancel).await;
                 }
             }
         }
@@ -163,7 +223,8 @@ impl Relay {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        crate::topology::declare_exchange(&channel, &self.broker.config().exchange).await?;
+        let config = self.broker.config();
+        crate::topology::declare_exchange(&channel, &config.exchange, config.queue_type).await?;
         Ok(channel)
     }
 

@@ -12,6 +12,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 
+use crate::config::QueueType;
+
 pub const DEAD_LETTER_EXCHANGE: &str = "gavel.dead-letter";
 pub const UNROUTED_EXCHANGE: &str = "gavel.unrouted";
 pub const UNROUTED_QUEUE: &str = "gavel.unrouted";
@@ -30,12 +32,26 @@ fn durable_queue() -> QueueDeclareOptions {
     }
 }
 
+/// The arguments every durable queue of Gavel's starts with: its type.
+fn queue_arguments(queue_type: QueueType) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        ShortString::from("x-queue-type"),
+        string(queue_type.as_str()),
+    );
+    arguments
+}
+
 fn string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()))
 }
 
 /// The events exchange and its catch-all for unroutable messages.
-pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), lapin::Error> {
+pub async fn declare_exchange(
+    channel: &Channel,
+    exchange: &str,
+    queue_type: QueueType,
+) -> Result<(), lapin::Error> {
     channel
         .exchange_declare(
             UNROUTED_EXCHANGE.into(),
@@ -48,7 +64,7 @@ pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), l
         .queue_declare(
             UNROUTED_QUEUE.into(),
             durable_queue(),
-            FieldTable::default(),
+            queue_arguments(queue_type),
         )
         .await?;
     channel
@@ -90,8 +106,9 @@ pub async fn declare_consumer(
     name: &str,
     bindings: &[String],
     retry_delays: &[std::time::Duration],
+    queue_type: QueueType,
 ) -> Result<(), lapin::Error> {
-    declare_exchange(channel, exchange).await?;
+    declare_exchange(channel, exchange, queue_type).await?;
     channel
         .exchange_declare(
             DEAD_LETTER_EXCHANGE.into(),
@@ -102,7 +119,11 @@ pub async fn declare_consumer(
         .await?;
     let dlq = dead_letter_queue(name);
     channel
-        .queue_declare(dlq.as_str().into(), durable_queue(), FieldTable::default())
+        .queue_declare(
+            dlq.as_str().into(),
+            durable_queue(),
+            queue_arguments(queue_type),
+        )
         .await?;
     channel
         .queue_bind(
@@ -115,7 +136,7 @@ pub async fn declare_consumer(
         .await?;
 
     // Messages the broker itself rejects (e.g. a nack without requeue) also end up in the DLQ.
-    let mut arguments = FieldTable::default();
+    let mut arguments = queue_arguments(queue_type);
     arguments.insert(
         ShortString::from("x-dead-letter-exchange"),
         string(DEAD_LETTER_EXCHANGE),
@@ -137,7 +158,7 @@ pub async fn declare_consumer(
     }
 
     for (index, delay) in retry_delays.iter().enumerate() {
-        let mut arguments = FieldTable::default();
+        let mut arguments = queue_arguments(queue_type);
         let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
         arguments.insert(
             ShortString::from("x-message-ttl"),

@@ -215,6 +215,18 @@ impl TestVhost {
         message
     }
 
+    /// The type RabbitMQ reports for `queue` (`classic`, `quorum`), from the management API.
+    pub async fn queue_type(&self, queue: &str) -> String {
+        let info = self
+            .call(
+                reqwest::Method::GET,
+                &format!("queues/{}/{}", encode(&self.name), encode(queue)),
+                None,
+            )
+            .await;
+        info["type"].as_str().unwrap_or("missing").to_owned()
+    }
+
     /// Calls the management API at `path` (segments already percent-encoded).
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let (url, user, password) = api_call(&self.api, path);

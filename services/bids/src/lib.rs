@@ -15,6 +15,7 @@ pub mod changes;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod metrics;
 pub mod ratelimit;
 pub mod releases;
 pub mod repair;
@@ -67,7 +68,8 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
 pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service, StartError> {
     let metrics = Metrics::new("bids");
     let verifier = JwtVerifier::from_config(&config.auth)
-        .map_err(|e| StartError::new("loading the JWT key", e))?;
+        .map_err(|e| StartError::new("loading the JWT key", e))?
+        .with_metrics(&metrics);
     let pool = config
         .database
         .pool()
@@ -87,6 +89,7 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
         hooks,
         stripes: engine::stripes(),
     });
+    gavel_common::db::watch_pool(&metrics, &pool);
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
         .with_redis(cache)
@@ -108,8 +111,10 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
         metrics: releases::ReleaseMetrics::new(&metrics),
     };
     let repair = repair::Repair::new(pool.clone(), wallets, config.repair.clone(), &metrics);
+    let schedule_metrics = metrics::ScheduleMetrics::new(&metrics);
     let state = http::AppState {
         engine,
+        bid_metrics: metrics::BidMetrics::new(&metrics),
         verifier,
         callers: config.internal.callers(),
     };
@@ -121,7 +126,7 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
         .with_task("lot-events", consumer.run(cancel.clone()))
         .with_task(
             "schedule",
-            schedule::run(pool, config.engine.tick, cancel.clone()),
+            schedule::run(pool, config.engine.tick, schedule_metrics, cancel.clone()),
         )
         .with_task("releases", releases.run(wake, cancel.clone()))
         .with_task("repair", repair.run(cancel)))

@@ -15,10 +15,16 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::metrics::ScheduleMetrics;
 use crate::rules::Status;
 use crate::store::{self, StoreError};
 
-pub async fn run(pool: PgPool, tick: Duration, cancel: CancellationToken) -> Result<(), BoxError> {
+pub async fn run(
+    pool: PgPool,
+    tick: Duration,
+    metrics: ScheduleMetrics,
+    cancel: CancellationToken,
+) -> Result<(), BoxError> {
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -26,11 +32,22 @@ pub async fn run(pool: PgPool, tick: Duration, cancel: CancellationToken) -> Res
             () = cancel.cancelled() => return Ok(()),
             _ = ticker.tick() => {}
         }
-        if let Err(error) = open_due(&pool).await {
-            warn!(error = %gavel_common::error_chain(&error), "opening lots failed; will retry");
+        match open_due(&pool).await {
+            Ok(opened) => metrics.opened.inc_by(opened as u64),
+            Err(error) => {
+                warn!(error = %gavel_common::error_chain(&error), "opening lots failed; will retry");
+            }
         }
-        if let Err(error) = close_due(&pool).await {
-            warn!(error = %gavel_common::error_chain(&error), "closing lots failed; will retry");
+        match close_due(&pool).await {
+            Ok(lags) => {
+                metrics.closed.inc_by(lags.len() as u64);
+                for lag in lags {
+                    metrics.close_lag.observe(lag);
+                }
+            }
+            Err(error) => {
+                warn!(error = %gavel_common::error_chain(&error), "closing lots failed; will retry");
+            }
         }
     }
 }
@@ -70,16 +87,17 @@ pub async fn open_due(pool: &PgPool) -> Result<usize, StoreError> {
     Ok(due.len())
 }
 
-/// Closes every open lot whose end has come. Returns how many.
-pub async fn close_due(pool: &PgPool) -> Result<usize, StoreError> {
+/// Closes every open lot whose end has come. Returns, for each, how many seconds late it closed.
+pub async fn close_due(pool: &PgPool) -> Result<Vec<f64>, StoreError> {
     let mut tx = pool.begin().await?;
-    let due: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT lot_id FROM lots WHERE status = 'open' AND ends_at <= clock_timestamp()
+    let due: Vec<(uuid::Uuid, f64)> = sqlx::query_as(
+        "SELECT lot_id, extract(epoch FROM clock_timestamp() - ends_at)::float8
+         FROM lots WHERE status = 'open' AND ends_at <= clock_timestamp()
          ORDER BY ends_at LIMIT 200 FOR UPDATE SKIP LOCKED",
     )
     .fetch_all(&mut *tx)
     .await?;
-    for lot_id in &due {
+    for (lot_id, _) in &due {
         let lot_id = LotId(*lot_id);
         let Some(mut stored) = store::load(&mut *tx, lot_id, false).await? else {
             continue;
@@ -90,5 +108,5 @@ pub async fn close_due(pool: &PgPool) -> Result<usize, StoreError> {
     if !due.is_empty() {
         info!(count = due.len(), "closed lots");
     }
-    Ok(due.len())
+    Ok(due.into_iter().map(|(_, lag)| lag).collect())
 }

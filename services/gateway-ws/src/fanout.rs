@@ -62,7 +62,7 @@ impl Fanout {
     ) -> Result<(), BoxError> {
         let channel = self.broker.channel().await?;
         let exchange = &self.broker.config().exchange;
-        topology::declare_exchange(&channel, exchange).await?;
+        topology::declare_exchange(&channel, exchange, self.broker.config().queue_type).await?;
         channel
             .queue_declare(
                 self.queue.as_str().into(),

@@ -52,7 +52,8 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     let metrics = Metrics::new("gateway-ws");
     let gateway_metrics = GatewayMetrics::new(&metrics);
     let verifier = JwtVerifier::from_config(&config.auth)
-        .map_err(|e| StartError::new("loading the JWT key", e))?;
+        .map_err(|e| StartError::new("loading the JWT key", e))?
+        .with_metrics(&metrics);
     let cache = Cache::connect(&config.redis)
         .await
         .map_err(|e| StartError::new("connecting to Redis", e))?;

@@ -1,7 +1,18 @@
 //! The gateway's own metrics, beside the HTTP ones every service has.
 
 use gavel_common::metrics::Metrics;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
+
+/// Every reason `gavel_ws_closes_total` counts (session::End::label), zero from the start.
+pub const CLOSE_REASONS: &[&str] = &[
+    "client",
+    "going_away",
+    "binary",
+    "flood",
+    "too_big",
+    "too_slow",
+    "other",
+];
+use prometheus::{IntCounter, IntCounterVec, IntGauge};
 
 #[derive(Debug, Clone)]
 pub struct GatewayMetrics {
@@ -44,11 +55,12 @@ impl GatewayMetrics {
                 "ws_broker_events_total",
                 "Auction events received from the broker.",
             ),
-            closes: IntCounterVec::new(
-                Opts::new("ws_closes_total", "Connections ended, by reason."),
-                &["reason"],
-            )
-            .expect("static metric definition is valid"),
+            closes: gavel_common::metrics::counter_vec(
+                "ws_closes_total",
+                "Connections ended, by reason.",
+                "reason",
+                CLOSE_REASONS,
+            ),
         };
         metrics.register(this.connections.clone());
         metrics.register(this.delivered.clone());

@@ -613,3 +613,28 @@ fn refused_bid(id: &str, status: u16, problem: Value) -> Value {
     message["message"] = json!(text);
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_close_reason_is_one_the_metric_starts_with() {
+        let ends = [
+            End::Gone,
+            End::Close(GOING_AWAY, ""),
+            End::Close(UNSUPPORTED_DATA, ""),
+            End::Close(POLICY_VIOLATION, ""),
+            End::Close(MESSAGE_TOO_BIG, ""),
+            End::Close(TOO_SLOW, ""),
+            End::Close(4999, ""),
+        ];
+        for end in ends {
+            assert!(
+                crate::metrics::CLOSE_REASONS.contains(&end.label()),
+                "{end:?} counts as {}, which gavel_ws_closes_total does not start with",
+                end.label()
+            );
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod changes;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod photos;
 pub mod storage;
 pub mod store;
@@ -52,7 +53,8 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 pub async fn build(config: &Config) -> Result<Service, StartError> {
     let metrics = Metrics::new("lots");
     let verifier = JwtVerifier::from_config(&config.auth)
-        .map_err(|e| StartError::new("loading the JWT key", e))?;
+        .map_err(|e| StartError::new("loading the JWT key", e))?
+        .with_metrics(&metrics);
     let pool = config
         .database
         .pool()
@@ -66,6 +68,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
             .map_err(|e| StartError::new("creating the photo bucket", e))?;
     }
     let broker = Broker::new(config.broker.clone(), "lots");
+    gavel_common::db::watch_pool(&metrics, &pool);
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
         .with_check("rabbitmq", broker.check())
@@ -90,6 +93,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         storage,
         verifier,
         limits: Arc::new(config.photos.clone()),
+        metrics: metrics::LotMetrics::new(&metrics),
     };
     // Uploads are the largest bodies: a photo at the limit and its multipart framing.
     let body_limit = config.photos.max_bytes + 64 * 1024;

@@ -17,7 +17,6 @@ use gavel_common::metrics::Metrics;
 use gavel_common::server::{Service, StartError};
 use gavel_messaging::consumer::ConsumerMetrics;
 use gavel_messaging::{Broker, Consumer};
-use prometheus::{IntCounterVec, Opts};
 use teloxide::prelude::Requester;
 use tracing::info;
 
@@ -50,13 +49,15 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 pub async fn build(config: &Config) -> Result<Service, StartError> {
     let metrics = Metrics::new("notifier");
     let verifier = JwtVerifier::from_config(&config.auth)
-        .map_err(|e| StartError::new("loading the JWT key", e))?;
+        .map_err(|e| StartError::new("loading the JWT key", e))?
+        .with_metrics(&metrics);
     let pool = config
         .database
         .pool()
         .map_err(|e| StartError::new("configuring PostgreSQL", e))?;
     migrate(&pool).await?;
     let broker = Broker::new(config.broker.clone(), "notifier");
+    gavel_common::db::watch_pool(&metrics, &pool);
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
         .with_check("rabbitmq", broker.check());
@@ -79,15 +80,32 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         }
     };
 
-    let outcomes = IntCounterVec::new(
-        Opts::new(
-            "telegram_messages_total",
-            "Outbound messages by outcome (sent, retry_after, retry, blocked, failed, uncertain).",
-        ),
-        &["outcome"],
+    let outcomes = gavel_common::metrics::counter_vec(
+        "telegram_messages_total",
+        "Outbound messages by outcome (sent, retry_after, retry, blocked, failed, uncertain).",
+        "outcome",
+        &[
+            "sent",
+            "retry_after",
+            "retry",
+            "blocked",
+            "failed",
+            "uncertain",
+        ],
+    );
+    metrics.register(outcomes.clone());
+    let queue_depth = prometheus::IntGauge::new(
+        "telegram_queue_depth",
+        "Outbound Telegram messages waiting to be sent, retries included.",
     )
     .expect("static metric definition is valid");
-    metrics.register(outcomes.clone());
+    let queue_oldest = prometheus::Gauge::new(
+        "telegram_oldest_pending_age_seconds",
+        "Age of the oldest outbound message still waiting; 0 when none waits.",
+    )
+    .expect("static metric definition is valid");
+    metrics.register(queue_depth.clone());
+    metrics.register(queue_oldest.clone());
 
     let mut webhook = None;
     let mut polling = None;
@@ -146,6 +164,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         public_url: config.links.public_url.clone(),
         outcomes,
     };
+    let queue_pool = pool.clone();
     let router = http::router(http::AppState {
         pool,
         verifier,
@@ -156,7 +175,11 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
     let cancel = service.cancellation();
     let mut service = service
         .with_task("events", consumer.run(cancel.clone()))
-        .with_task("sender", sender.run(cancel.clone()));
+        .with_task("sender", sender.run(cancel.clone()))
+        .with_task(
+            "queue-depth",
+            outbound::measure_queue(queue_pool, queue_depth, queue_oldest, cancel.clone()),
+        );
     if let Some(polling) = polling {
         service = service.with_task("polling", polling.run(cancel));
     }

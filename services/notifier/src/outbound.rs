@@ -414,6 +414,38 @@ async fn first_photo(
     photo
 }
 
+/// Sets `gavel_telegram_queue_depth` (messages waiting, retries included) and
+/// `gavel_telegram_oldest_pending_age_seconds` every few seconds, on every replica, until
+/// cancelled: a stalled sender still shows.
+pub async fn measure_queue(
+    pool: PgPool,
+    depth: prometheus::IntGauge,
+    oldest: prometheus::Gauge,
+    cancel: CancellationToken,
+) -> Result<(), BoxError> {
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let measured: Result<(i64, Option<f64>), sqlx::Error> = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM clock_timestamp() - min(created_at))::float8
+             FROM outbound WHERE status = 'pending'",
+        )
+        .fetch_one(&pool)
+        .await;
+        match measured {
+            Ok((count, age)) => {
+                depth.set(count);
+                oldest.set(age.unwrap_or(0.0).max(0.0));
+            }
+            Err(error) => tracing::debug!(%error, "cannot measure the outbound queue"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Reading the chain: confirmed balances (cached briefly in Redis) and payment verification.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy::consensus::Transaction as _;
 use alloy::eips::BlockId;
@@ -12,6 +12,7 @@ use gavel_types::{EthAddress, Wei};
 use redis::AsyncCommands;
 
 use crate::config::ChainConfig;
+use crate::metrics::ChainMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -93,10 +94,11 @@ pub struct Chain {
     confirmations: u64,
     cache: Cache,
     cache_ttl: Duration,
+    metrics: ChainMetrics,
 }
 
 impl Chain {
-    pub fn new(config: &ChainConfig, cache: Cache) -> Self {
+    pub fn new(config: &ChainConfig, cache: Cache, metrics: ChainMetrics) -> Self {
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect_http(config.rpc_url.expose().clone())
@@ -107,6 +109,7 @@ impl Chain {
             confirmations: config.confirmations.max(1),
             cache,
             cache_ttl: config.balance_cache_ttl,
+            metrics,
         }
     }
 
@@ -121,13 +124,10 @@ impl Chain {
         if let Some(balance) = cached.as_deref().and_then(parse_cached) {
             return Ok(balance);
         }
-        let latest = self.provider.get_block_number().await?;
-        let block = latest.saturating_sub(self.confirmations - 1);
-        let amount = self
-            .provider
-            .get_balance(wallet.as_alloy())
-            .block_id(BlockId::number(block))
-            .await?;
+        let started = Instant::now();
+        let read = self.read_balance(wallet).await;
+        self.metrics.observe("balance", started, read.is_ok());
+        let (block, amount) = read?;
         let balance = Balance {
             amount: Wei::from_u256(amount),
             block,
@@ -141,8 +141,34 @@ impl Chain {
         Ok(balance)
     }
 
+    /// The confirmed block and the wallet's balance in it, from the node.
+    async fn read_balance(
+        &self,
+        wallet: EthAddress,
+    ) -> Result<(u64, alloy::primitives::U256), ChainError> {
+        let latest = self.provider.get_block_number().await?;
+        let block = latest.saturating_sub(self.confirmations - 1);
+        let amount = self
+            .provider
+            .get_balance(wallet.as_alloy())
+            .block_id(BlockId::number(block))
+            .await?;
+        Ok((block, amount))
+    }
+
     /// Checks that `tx_hash` is a successful, confirmed transfer matching `expected`.
     pub async fn verify_payment(
+        &self,
+        tx_hash: B256,
+        expected: Expected,
+    ) -> Result<Result<(), PaymentCheck>, ChainError> {
+        let started = Instant::now();
+        let checked = self.check_payment(tx_hash, expected).await;
+        self.metrics.observe("payment", started, checked.is_ok());
+        checked
+    }
+
+    async fn check_payment(
         &self,
         tx_hash: B256,
         expected: Expected,

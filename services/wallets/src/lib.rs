@@ -11,6 +11,7 @@ pub mod chain;
 pub mod config;
 pub mod http;
 pub mod ledger;
+pub mod metrics;
 pub mod nonces;
 pub mod settlement;
 pub mod signin;
@@ -70,8 +71,14 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         audience: config.tokens.audience.clone(),
         ..AuthConfig::with_key(issuer.public_key_pem())
     })
-    .map_err(|e| StartError::new("deriving the verification key", e))?;
-    let chain = chain::Chain::new(&config.chain, cache.clone());
+    .map_err(|e| StartError::new("deriving the verification key", e))?
+    .with_metrics(&metrics);
+    let chain = chain::Chain::new(
+        &config.chain,
+        cache.clone(),
+        metrics::ChainMetrics::new(&metrics),
+    );
+    let wallet_metrics = metrics::WalletMetrics::new(&metrics);
 
     let state = http::AppState {
         pool: pool.clone(),
@@ -81,7 +88,9 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         verifier,
         chain: chain.clone(),
         callers: config.internal.callers(),
+        metrics: wallet_metrics.clone(),
     };
+    gavel_common::db::watch_pool(&metrics, &pool);
     let readiness = Readiness::default()
         .with_postgres(pool.clone())
         .with_redis(cache)
@@ -108,6 +117,6 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         .with_task("auction-events", consumer.run(cancel.clone()))
         .with_task(
             "sweeps",
-            settlement::sweep(pool, settlement.sweep_interval, cancel),
+            settlement::sweep(pool, settlement.sweep_interval, wallet_metrics, cancel),
         ))
 }

@@ -350,6 +350,7 @@ pub async fn default_overdue(pool: &PgPool) -> Result<u64, ConfirmError> {
 pub async fn sweep(
     pool: PgPool,
     interval: Duration,
+    metrics: crate::metrics::WalletMetrics,
     cancel: CancellationToken,
 ) -> Result<(), BoxError> {
     let mut ticker = tokio::time::interval(interval);
@@ -359,8 +360,11 @@ pub async fn sweep(
             () = cancel.cancelled() => return Ok(()),
             _ = ticker.tick() => {}
         }
-        if let Err(error) = default_overdue(&pool).await {
-            warn!(error = %gavel_common::error_chain(&error), "payment deadline sweep failed; will retry");
+        match default_overdue(&pool).await {
+            Ok(defaulted) => metrics.payments_defaulted(defaulted),
+            Err(error) => {
+                warn!(error = %gavel_common::error_chain(&error), "payment deadline sweep failed; will retry");
+            }
         }
     }
 }

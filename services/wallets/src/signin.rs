@@ -44,6 +44,20 @@ pub enum SignInError {
 }
 
 impl SignInError {
+    /// The outcome this refusal counts as in `gavel_sign_ins_total` (bounded).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::MalformedMessage(_) | Self::MalformedSignature => "malformed",
+            Self::WrongDomain(_)
+            | Self::WrongUri(_)
+            | Self::WrongChain { .. }
+            | Self::WrongStatement(_) => "wrong_site",
+            Self::Expired | Self::NotYetValid | Self::IssuedInFuture | Self::TooOld => "stale",
+            Self::BadNonce => "bad_nonce",
+            Self::WrongSigner(_) => "bad_signature",
+        }
+    }
+
     /// Malformed input is the client's bug (400); everything else is a refused sign-in (401).
     pub fn is_malformed(&self) -> bool {
         matches!(self, Self::MalformedMessage(_) | Self::MalformedSignature)

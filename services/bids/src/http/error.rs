@@ -21,6 +21,20 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The outcome a failed bid request counts as in `gavel_bids_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Input(_) => "invalid",
+            Self::NotFound(_) | Self::Engine(EngineError::UnknownLot) => "unknown_lot",
+            Self::Engine(EngineError::KeyReused) => "idempotency_key_reused",
+            Self::Engine(EngineError::RateLimited) => "rate_limited",
+            Self::Engine(EngineError::Wallets(_)) => "holds_unavailable",
+            Self::Engine(EngineError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)))
+            | Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => "busy",
+            Self::Engine(_) | Self::Store(_) => "error",
+        }
+    }
+
     fn problem(&self) -> Problem {
         match self {
             Self::Input(problem) => problem.clone(),

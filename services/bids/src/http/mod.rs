@@ -25,6 +25,7 @@ use crate::engine::Engine;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub bid_metrics: crate::metrics::BidMetrics,
     pub verifier: JwtVerifier,
     pub callers: Callers,
 }

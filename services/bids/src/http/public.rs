@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::{ApiError, AppState};
 use crate::engine::{BidRequest, Bidder};
+use crate::metrics::BidMetrics;
 use crate::rules;
 use crate::store;
 
@@ -42,7 +43,26 @@ pub async fn place(
     key: IdempotencyKey,
     extract::Json(request): extract::Json<BidRequest>,
 ) -> Result<Response, ApiError> {
-    let lot_id = parse_lot(&lot_id)?;
+    let started = std::time::Instant::now();
+    let answer = decide(&state, claims, &lot_id, &key, &request).await;
+    let outcome = match &answer {
+        Ok(answer) => BidMetrics::outcome_of(answer),
+        Err(error) => error.outcome(),
+    };
+    state
+        .bid_metrics
+        .observe(outcome, started.elapsed().as_secs_f64());
+    Ok(answer?.into_response())
+}
+
+async fn decide(
+    state: &AppState,
+    claims: gavel_common::auth::Claims,
+    lot_id: &str,
+    key: &IdempotencyKey,
+    request: &BidRequest,
+) -> Result<gavel_common::idempotency::StoredAnswer, ApiError> {
+    let lot_id = parse_lot(lot_id)?;
     if request.max_amount.is_some_and(|max| max < request.amount) {
         return Err(
             Problem::invalid("max_amount", "the maximum cannot be below the amount").into(),
@@ -56,8 +76,7 @@ pub async fn place(
         account: gavel_types::AccountId(claims.sub),
         wallet,
     };
-    let answer = state.engine.place(bidder, lot_id, &key, &request).await?;
-    Ok(answer.into_response())
+    Ok(state.engine.place(bidder, lot_id, key, request).await?)
 }
 
 /// The lot's public state. The reserve amount is never shown, only whether it is met; buy-now

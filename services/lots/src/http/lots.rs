@@ -164,6 +164,7 @@ pub async fn create(
     store::insert(&mut tx, id, seller, wallet, &spec).await?;
     enqueue(&mut tx, &Envelope::new(id.to_string(), None, &event)?).await?;
     tx.commit().await?;
+    state.metrics.lot_created();
     let row = store::load(&state.pool, id, false)
         .await?
         .ok_or(ApiError::NotFound("lot"))?;

@@ -26,6 +26,7 @@ pub struct AppState {
     pub storage: Storage,
     pub verifier: JwtVerifier,
     pub limits: Arc<PhotoLimits>,
+    pub metrics: crate::metrics::LotMetrics,
 }
 
 impl FromRef<AppState> for JwtVerifier {

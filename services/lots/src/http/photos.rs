@@ -31,11 +31,22 @@ pub async fn upload(
     Path(lot_id): Path<String>,
     request: Request,
 ) -> Result<(StatusCode, Json<PhotoView>), ApiError> {
-    let lot = parse_lot(&lot_id)?;
+    let stored = store_photo(&state, claims, &lot_id, request).await;
+    state.metrics.photo(&stored);
+    Ok((StatusCode::CREATED, Json(stored?)))
+}
+
+async fn store_photo(
+    state: &AppState,
+    claims: gavel_common::auth::Claims,
+    lot_id: &str,
+    request: Request,
+) -> Result<PhotoView, ApiError> {
+    let lot = parse_lot(lot_id)?;
     let caller = AccountId(claims.sub);
     let limit = state.limits.max_bytes;
     // Refuse before reading anything what is refused anyway.
-    check_room(&state, lot, caller).await?;
+    check_room(state, lot, caller).await?;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -43,7 +54,7 @@ pub async fn upload(
     if declared.is_some_and(|length| length > limit + MULTIPART_OVERHEAD) {
         return Err(ApiError::TooLarge { max: limit });
     }
-    let mut multipart = Multipart::from_request(request, &state)
+    let mut multipart = Multipart::from_request(request, state)
         .await
         .map_err(|rejection| {
             Problem::new(
@@ -65,7 +76,7 @@ pub async fn upload(
         .await?;
     // From here on, any failure must take the object back out.
     let recorded = record(
-        &state,
+        state,
         lot,
         caller,
         id,
@@ -85,7 +96,7 @@ pub async fn upload(
             return Err(error);
         }
     };
-    let url = url(&state, lot, id, &key);
+    let url = url(state, lot, id, &key);
     let view = PhotoView {
         id,
         position,
@@ -94,7 +105,7 @@ pub async fn upload(
         width: i32::try_from(clean.width).unwrap_or(i32::MAX),
         height: i32::try_from(clean.height).unwrap_or(i32::MAX),
     };
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok(view)
 }
 
 /// Where a browser fetches a photo: the public bucket (or CDN) when configured, otherwise `lots`

@@ -390,9 +390,13 @@ pub async fn wait_for(app: &TestApp, sql: &str) {
 pub async fn listen(app: &TestApp, pattern: &str) -> String {
     let broker = gavel_messaging::Broker::new(app.vhost.config(), "test-listener");
     let channel = broker.channel().await.expect("channel");
-    gavel_messaging::topology::declare_exchange(&channel, "gavel.events")
-        .await
-        .expect("exchange");
+    gavel_messaging::topology::declare_exchange(
+        &channel,
+        "gavel.events",
+        gavel_messaging::config::QueueType::Classic,
+    )
+    .await
+    .expect("exchange");
     let queue = "test.watch".to_owned();
     channel
         .queue_declare(

@@ -56,6 +56,20 @@ pub async fn sign_in(
     State(state): State<AppState>,
     extract::Json(body): extract::Json<SignedMessage>,
 ) -> Result<Json<SignInResponse>, ApiError> {
+    let signed_in = verify_and_mint(&state, &body).await;
+    let outcome = match &signed_in {
+        Ok(_) => "signed_in",
+        Err(ApiError::SignIn(error)) => error.outcome(),
+        Err(_) => "error",
+    };
+    state.metrics.sign_in(outcome);
+    Ok(Json(signed_in?))
+}
+
+async fn verify_and_mint(
+    state: &AppState,
+    body: &SignedMessage,
+) -> Result<SignInResponse, ApiError> {
     let verified = state.policy.verify(
         &body.message,
         &body.signature,
@@ -72,11 +86,11 @@ pub async fn sign_in(
         .mint(account, verified.address)
         .map_err(|error| ApiError::Internal(Box::new(error)))?;
     tracing::info!(%account, wallet = %verified.address, "signed in");
-    Ok(Json(SignInResponse {
+    Ok(SignInResponse {
         token,
         account_id: account,
         wallet: verified.address,
-    }))
+    })
 }
 
 /// The public keys that verify access tokens (RFC 7517).

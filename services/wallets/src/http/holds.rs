@@ -106,10 +106,14 @@ async fn execute(
     balance: Option<Wei>,
 ) -> Result<Response, ApiError> {
     let scoped = format!("{}:{}", caller.0, key.as_str());
-    let answer = ledger::execute(&state.pool, &scoped, operation, balance)
-        .await
-        .map_err(ledger_error)?;
-    Ok(answer.into_response())
+    let answer = ledger::execute(&state.pool, &scoped, operation, balance).await;
+    let outcome = match &answer {
+        Ok(answer) => Ok(answer),
+        Err(LedgerError::KeyReused) => Err("idempotency_key_reused"),
+        Err(_) => Err("error"),
+    };
+    state.metrics.hold(operation.name(), outcome);
+    Ok(answer.map_err(ledger_error)?.into_response())
 }
 
 fn ledger_error(error: LedgerError) -> ApiError {

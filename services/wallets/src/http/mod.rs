@@ -34,6 +34,7 @@ pub struct AppState {
     pub verifier: JwtVerifier,
     pub chain: Chain,
     pub callers: Callers,
+    pub metrics: crate::metrics::WalletMetrics,
 }
 
 impl FromRef<AppState> for JwtVerifier {

@@ -80,6 +80,7 @@ pub async fn submit(
             ConfirmError::Encode(error) => ApiError::Internal(Box::new(error)),
             ConfirmError::Corrupt(error) => ApiError::Internal(Box::new(error)),
         })?;
+    state.metrics.payments_confirmed();
     let confirmed = settlement::payment(&state.pool, payment.lot_id)
         .await
         .map_err(read_error)?

@@ -76,7 +76,7 @@ impl Operation {
         }
     }
 
-    pub(super) fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Self::Place { .. } => "place",
             Self::Release { .. } => "release",
