@@ -60,7 +60,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         .pool()
         .map_err(|e| StartError::new("configuring PostgreSQL", e))?;
     migrate(&pool).await?;
-    let storage = storage::Storage::new(&config.s3);
+    let storage = storage::Storage::new(&config.s3).with_metrics(&metrics);
     if config.s3.create_bucket {
         storage
             .ensure_bucket()

@@ -6,6 +6,9 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::primitives::ByteStream;
 
+use gavel_common::metrics::{Metrics, counter_vec};
+use prometheus::IntCounterVec;
+
 use crate::config::S3Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,18 +18,21 @@ pub struct StorageError {
     pub message: String,
 }
 
-fn failed(operation: &'static str) -> impl Fn(&dyn std::fmt::Debug) -> StorageError {
-    move |error| StorageError {
-        operation,
-        message: format!("{error:?}"),
-    }
-}
+/// The S3 operations `gavel_s3_errors_total` counts.
+pub const OPERATIONS: &[&str] = &[
+    "create_bucket",
+    "put_object",
+    "delete_object",
+    "get_object",
+    "list_objects",
+];
 
 #[derive(Clone, Debug)]
 pub struct Storage {
     client: Client,
     bucket: String,
     public_url: Option<url::Url>,
+    errors: Option<IntCounterVec>,
 }
 
 impl Storage {
@@ -53,6 +59,33 @@ impl Storage {
             client: Client::from_conf(s3),
             bucket: config.bucket.clone(),
             public_url: config.public_url.clone(),
+            errors: None,
+        }
+    }
+
+    /// Counts failed S3 calls in `gavel_s3_errors_total{operation}`.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        let errors = counter_vec(
+            "s3_errors_total",
+            "Failed S3 calls by operation.",
+            "operation",
+            OPERATIONS,
+        );
+        metrics.register(errors.clone());
+        self.errors = Some(errors);
+        self
+    }
+
+    fn failed(&self, operation: &'static str) -> impl Fn(&dyn std::fmt::Debug) -> StorageError {
+        let errors = self.errors.clone();
+        move |error| {
+            if let Some(errors) = &errors {
+                errors.with_label_values(&[operation]).inc();
+            }
+            StorageError {
+                operation,
+                message: format!("{error:?}"),
+            }
         }
     }
 
@@ -77,7 +110,7 @@ impl Storage {
             .bucket(&self.bucket)
             .send()
             .await
-            .map_err(|e| failed("create_bucket")(&e))?;
+            .map_err(|e| self.failed("create_bucket")(&e))?;
         Ok(())
     }
 
@@ -106,7 +139,7 @@ impl Storage {
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| failed("put_object")(&e))?;
+            .map_err(|e| self.failed("put_object")(&e))?;
         Ok(())
     }
 
@@ -117,7 +150,7 @@ impl Storage {
             .key(key)
             .send()
             .await
-            .map_err(|e| failed("delete_object")(&e))?;
+            .map_err(|e| self.failed("delete_object")(&e))?;
         Ok(())
     }
 
@@ -137,7 +170,7 @@ impl Storage {
             .key(key)
             .send()
             .await
-            .map_err(|e| failed("get_object")(&e))?;
+            .map_err(|e| self.failed("get_object")(&e))?;
         Ok(object.body)
     }
 
@@ -149,7 +182,7 @@ impl Storage {
             .bucket(&self.bucket)
             .send()
             .await
-            .map_err(|e| failed("list_objects")(&e))?;
+            .map_err(|e| self.failed("list_objects")(&e))?;
         Ok(listed
             .contents()
             .iter()
