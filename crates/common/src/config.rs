@@ -308,6 +308,14 @@ impl Ports {
         })
     }
 
+    /// The ports the repository's `deploy/services.json` gives `service` (for the services'
+    /// unit tests, which run in a checkout).
+    pub fn from_deploy_manifest(service: &str) -> Option<Self> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/services.json");
+        let manifest = std::fs::read_to_string(path).ok()?;
+        Self::from_manifest(&manifest, service)
+    }
+
     /// The ports a service's [`ServiceConfig::DEFAULTS`] bind.
     pub fn from_defaults<T: ServiceConfig>() -> Option<Self> {
         let defaults = Figment::from(Toml::string(T::DEFAULTS));

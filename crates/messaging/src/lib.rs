@@ -27,6 +27,22 @@ pub use envelope::{Envelope, Event};
 
 /// The migrations that create the `outbox` and `inbox` tables. Services run them next to their
 /// own migrations (the versions do not overlap, and both ignore each other's).
+/// Applies the shared tables' migrations, then a service's `own`: what every service's `build`
+/// does first, and all its `migrate` command does.
+pub async fn migrate(
+    pool: &sqlx::PgPool,
+    own: &sqlx::migrate::Migrator,
+) -> Result<(), gavel_common::server::StartError> {
+    use gavel_common::server::StartError;
+    migrator()
+        .run(pool)
+        .await
+        .map_err(|e| StartError::new("migrating the outbox and inbox", e))?;
+    own.run(pool)
+        .await
+        .map_err(|e| StartError::new("migrating the database", e))
+}
+
 pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);

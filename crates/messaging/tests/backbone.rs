@@ -168,6 +168,32 @@ impl Harness {
         ids
     }
 
+    /// Commits one event whose handler always fails.
+    async fn write_poison(&self) -> Envelope {
+        let poison = Envelope::new(
+            "notebook",
+            None,
+            &Noted {
+                number: 0,
+                poison: true,
+            },
+        )
+        .expect("serializable");
+        let mut tx = self.db.pool.begin().await.expect("begin");
+        enqueue(&mut tx, &poison).await.expect("enqueue");
+        tx.commit().await.expect("commit");
+        poison
+    }
+
+    /// How many times the handler was tried on `event`.
+    async fn attempts(&self, event: Uuid) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM attempts WHERE event_id = $1")
+            .bind(event)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count")
+    }
+
     async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.db.pool)
@@ -323,18 +349,7 @@ async fn a_handler_that_always_fails_is_retried_then_dead_lettered_while_others_
     harness.start_consumer().await;
     harness.start_relay();
 
-    let poison = Envelope::new(
-        "notebook",
-        None,
-        &Noted {
-            number: 0,
-            poison: true,
-        },
-    )
-    .expect("serializable");
-    let mut tx = harness.db.pool.begin().await.expect("begin");
-    enqueue(&mut tx, &poison).await.expect("enqueue");
-    tx.commit().await.expect("commit");
+    let poison = harness.write_poison().await;
     harness.write(1..11, true).await;
 
     harness.wait_for_handled(10).await;
@@ -348,11 +363,7 @@ async fn a_handler_that_always_fails_is_retried_then_dead_lettered_while_others_
     .await;
 
     let retries = harness.vhost.config().retry_delays.len() as i64;
-    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM attempts WHERE event_id = $1")
-        .bind(poison.id)
-        .fetch_one(&harness.db.pool)
-        .await
-        .expect("count");
+    let attempts = harness.attempts(poison.id).await;
     assert_eq!(attempts, 1 + retries, "first try plus one per retry delay");
 
     let parked = harness.vhost.get(&dlq).await.expect("one message");
@@ -454,18 +465,7 @@ async fn with_quorum_queues_events_flow_and_failures_still_retry_into_the_dead_l
         assert_eq!(harness.vhost.queue_type(queue).await, "quorum", "{queue}");
     }
 
-    let poison = Envelope::new(
-        "notebook",
-        None,
-        &Noted {
-            number: 0,
-            poison: true,
-        },
-    )
-    .expect("serializable");
-    let mut tx = harness.db.pool.begin().await.expect("begin");
-    enqueue(&mut tx, &poison).await.expect("enqueue");
-    tx.commit().await.expect("commit");
+    let poison = harness.write_poison().await;
     harness.write(1..6, true).await;
 
     harness.wait_for_handled(5).await;
@@ -477,11 +477,7 @@ async fn with_quorum_queues_events_flow_and_failures_still_retry_into_the_dead_l
     )
     .await;
     let retries = harness.vhost.config().retry_delays.len() as i64;
-    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM attempts WHERE event_id = $1")
-        .bind(poison.id)
-        .fetch_one(&harness.db.pool)
-        .await
-        .expect("count");
+    let attempts = harness.attempts(poison.id).await;
     assert_eq!(
         attempts,
         1 + retries,

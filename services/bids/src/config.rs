@@ -124,14 +124,9 @@ mod tests {
 
     #[test]
     fn default_ports_match_the_deploy_manifest() {
-        let manifest = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../deploy/services.json"
-        ))
-        .expect("deploy/services.json");
         assert_eq!(
             Ports::from_defaults::<Config>(),
-            Ports::from_manifest(&manifest, "bids"),
+            Ports::from_deploy_manifest("bids"),
         );
     }
 

@@ -43,14 +43,7 @@ pub use config::Config;
 /// Applies the shared messaging tables' migrations and this service's own (what `build` does
 /// first, and all that `gavel-bids migrate` does).
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), StartError> {
-    gavel_messaging::migrator()
-        .run(pool)
-        .await
-        .map_err(|e| StartError::new("migrating the outbox", e))?;
-    migrator()
-        .run(pool)
-        .await
-        .map_err(|e| StartError::new("migrating the database", e))
+    gavel_messaging::migrate(pool, &migrator()).await
 }
 
 pub fn migrator() -> sqlx::migrate::Migrator {
