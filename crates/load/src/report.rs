@@ -1,0 +1,338 @@
+//! What a run measured: latency histograms (HdrHistogram, microseconds), counts, the gateway's
+//! memory, and the scenario's targets; printed as Markdown and written as JSON.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use hdrhistogram::{Counter, Histogram};
+use serde::Serialize;
+
+/// A histogram of microseconds from 1 µs to 60 s, two significant digits (1 %).
+pub fn histogram<T: Counter>() -> Histogram<T> {
+    Histogram::new_with_bounds(1, 60_000_000, 2)
+        .expect("1 µs to 60 s at two digits is a valid range")
+}
+
+/// What every connection reports as it happens (behind one lock: a few thousand answers a
+/// second; the watchers' deliveries only from a sample of them).
+#[derive(Debug)]
+pub struct Shared {
+    pub start: Instant,
+    /// Acknowledgement latency by the second the bid was due in.
+    pub ack: Vec<Histogram<u64>>,
+    /// Accepted → delivered latency (sampled watchers) by the second it arrived in.
+    pub delivery: Vec<Histogram<u64>>,
+    pub sent: u64,
+    pub answered: u64,
+    pub accepted: u64,
+    pub refused: BTreeMap<String, u64>,
+    pub unanswered: u64,
+    /// The highest sequence an accepted bid got, per lot: what every watcher must reach.
+    pub last_sequence: HashMap<String, i64>,
+}
+
+impl Shared {
+    pub fn new(start: Instant) -> Self {
+        Self {
+            start,
+            ack: Vec::new(),
+            delivery: Vec::new(),
+            sent: 0,
+            answered: 0,
+            accepted: 0,
+            refused: BTreeMap::new(),
+            unanswered: 0,
+            last_sequence: HashMap::new(),
+        }
+    }
+
+    fn second(&self, at: Instant) -> usize {
+        usize::try_from(at.saturating_duration_since(self.start).as_secs()).unwrap_or(0)
+    }
+
+    pub fn answered(&mut self, due: Instant, micros: u64, refusal: Option<&str>) {
+        let second = self.second(due);
+        record_at(&mut self.ack, second, micros);
+        self.answered += 1;
+        match refusal {
+            None => self.accepted += 1,
+            Some(code) => *self.refused.entry(code.to_owned()).or_default() += 1,
+        }
+    }
+
+    pub fn delivered(&mut self, micros: u64) {
+        let second = self.second(Instant::now());
+        record_at(&mut self.delivery, second, micros);
+    }
+
+    pub fn acknowledged(&mut self, lot: &str, sequence: i64) {
+        let last = self.last_sequence.entry(lot.to_owned()).or_default();
+        *last = (*last).max(sequence);
+    }
+
+    pub fn unanswered(&mut self, count: usize) {
+        self.unanswered += count as u64;
+    }
+
+    pub fn timeline(&self) -> Vec<Second> {
+        let of = |seconds: &[Histogram<u64>], second: usize| {
+            seconds
+                .get(second)
+                .filter(|histogram| !histogram.is_empty())
+                .map(Latency::of)
+        };
+        (0..self.ack.len().max(self.delivery.len()))
+            .map(|second| Second {
+                second,
+                ack: of(&self.ack, second),
+                delivery: of(&self.delivery, second),
+            })
+            .collect()
+    }
+
+    /// The acknowledgement latencies of bids due in seconds `from..to`.
+    pub fn ack_between(&self, from: usize, to: usize) -> Histogram<u64> {
+        let mut merged = histogram();
+        for second in self.ack.iter().take(to).skip(from) {
+            let _ = merged.add(second);
+        }
+        merged
+    }
+}
+
+fn record_at(seconds: &mut Vec<Histogram<u64>>, second: usize, micros: u64) {
+    while seconds.len() <= second {
+        seconds.push(histogram());
+    }
+    let _ = seconds[second].record(micros);
+}
+
+/// Percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn of<T: Counter>(histogram: &Histogram<T>) -> Self {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Self {
+            count: histogram.len(),
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p95_ms: ms(histogram.value_at_quantile(0.95)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            max_ms: ms(histogram.max()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub rate: f64,
+    pub decided_per_s: f64,
+    pub ack: Latency,
+}
+
+/// One second of the run: the bids due in it and the events that arrived in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Second {
+    pub second: usize,
+    pub ack: Option<Latency>,
+    pub delivery: Option<Latency>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub what: String,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Memory {
+    pub pid: Option<u32>,
+    pub rss_before_mib: Option<f64>,
+    pub rss_connected_mib: Option<f64>,
+    pub rss_end_mib: Option<f64>,
+    pub per_connection_kib: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub gateway: String,
+    pub rate: f64,
+    pub duration_s: f64,
+    pub lots: usize,
+    pub bidders: usize,
+    pub watchers: usize,
+    pub connections: usize,
+    pub connection_failures: usize,
+    pub bids_sent: u64,
+    pub bids_answered: u64,
+    pub bids_unanswered: u64,
+    pub accepted: u64,
+    pub refused: BTreeMap<String, u64>,
+    /// Over the bidding window: from the first bid due until the last answer.
+    pub window_s: f64,
+    pub decided_per_s: f64,
+    pub accepted_per_s: f64,
+    pub ack: Latency,
+    pub deliveries: u64,
+    pub deliveries_per_s: f64,
+    pub delivery: Latency,
+    pub events_out_of_order: u64,
+    pub events_missing: u64,
+    pub errors: Vec<String>,
+    pub memory: Memory,
+    pub ramp: Vec<Step>,
+    pub knee_rate: Option<f64>,
+    pub targets: Vec<Target>,
+    /// Latency over time (deliveries from a sample of the watchers).
+    pub timeline: Vec<Second>,
+}
+
+impl Report {
+    /// No lost answer, no lost or disordered event, every connection made and kept.
+    pub fn clean(&self) -> bool {
+        self.bids_unanswered == 0
+            && self.events_missing == 0
+            && self.events_out_of_order == 0
+            && self.connection_failures == 0
+            && self.errors.is_empty()
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "### {} ({} lots, {} bidders, {} watchers, {} bids/s for {} s)\n\n| measure | result |\n|---|---|\n",
+            self.scenario, self.lots, self.bidders, self.watchers, self.rate, self.duration_s
+        );
+        let mut row = |name: &str, value: String| out.push_str(&format!("| {name} | {value} |\n"));
+        if self.bids_sent > 0 {
+            row(
+                "bids sent / answered / unanswered",
+                format!(
+                    "{} / {} / {}",
+                    self.bids_sent, self.bids_answered, self.bids_unanswered
+                ),
+            );
+            row(
+                "decided per second",
+                format!(
+                    "{:.0} ({} accepted: {:.0}/s)",
+                    self.decided_per_s, self.accepted, self.accepted_per_s
+                ),
+            );
+            let refused: Vec<String> = self
+                .refused
+                .iter()
+                .map(|(code, count)| format!("{code} {count}"))
+                .collect();
+            row(
+                "refused, by reason",
+                if refused.is_empty() {
+                    "none".to_owned()
+                } else {
+                    refused.join(", ")
+                },
+            );
+            row("acknowledgement (from the due time)", latency(&self.ack));
+        }
+        if self.deliveries > 0 {
+            row(
+                "deliveries",
+                format!("{} ({:.0}/s)", self.deliveries, self.deliveries_per_s),
+            );
+            row("accepted → delivered", latency(&self.delivery));
+        }
+        row(
+            "events missing / out of order",
+            format!("{} / {}", self.events_missing, self.events_out_of_order),
+        );
+        row(
+            "connections (failed)",
+            format!("{} ({})", self.connections, self.connection_failures),
+        );
+        if let (Some(before), Some(connected), Some(end)) = (
+            self.memory.rss_before_mib,
+            self.memory.rss_connected_mib,
+            self.memory.rss_end_mib,
+        ) {
+            row(
+                "gateway RSS",
+                format!("{before:.1} MiB → {connected:.1} MiB connected → {end:.1} MiB at the end"),
+            );
+        }
+        if let Some(per) = self.memory.per_connection_kib {
+            row("gateway memory per connection", format!("{per:.2} KiB"));
+        }
+        for step in &self.ramp {
+            row(
+                &format!("ramp {:.0} bids/s", step.rate),
+                format!(
+                    "{:.0} decided/s, {}",
+                    step.decided_per_s,
+                    latency(&step.ack)
+                ),
+            );
+        }
+        if let Some(knee) = self.knee_rate {
+            row(
+                "knee (last rate with p99 < 50 ms)",
+                format!("{knee:.0} bids/s"),
+            );
+        }
+        for error in &self.errors {
+            row("error", error.clone());
+        }
+        for target in &self.targets {
+            row(
+                &format!("target: {}", target.what),
+                format!(
+                    "{} — measured {} — {}",
+                    target.target,
+                    target.measured,
+                    if target.met { "met" } else { "MISSED" }
+                ),
+            );
+        }
+        out
+    }
+}
+
+fn latency(latency: &Latency) -> String {
+    format!(
+        "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
+        latency.p50_ms, latency.p95_ms, latency.p99_ms, latency.max_ms, latency.count
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn answers_are_counted_by_outcome_and_by_the_second_they_were_due() {
+        let start = Instant::now();
+        let mut shared = Shared::new(start);
+        shared.answered(start, 10_000, None);
+        shared.answered(start + Duration::from_millis(1500), 30_000, Some("too_low"));
+        shared.answered(start + Duration::from_millis(1600), 20_000, Some("too_low"));
+        shared.acknowledged("lot", 7);
+        shared.acknowledged("lot", 5);
+        assert_eq!((shared.answered, shared.accepted), (3, 1));
+        assert_eq!(shared.refused.get("too_low"), Some(&2));
+        assert_eq!(shared.last_sequence.get("lot"), Some(&7));
+        assert_eq!(shared.ack_between(1, 2).len(), 2);
+        let timeline = shared.timeline();
+        assert_eq!(timeline.len(), 2);
+        let second = timeline[1].ack.expect("second 1 has answers");
+        assert!((second.max_ms - 30.0).abs() < 0.5, "{second:?}");
+    }
+}

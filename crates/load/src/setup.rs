@@ -1,0 +1,260 @@
+//! Getting ready as users would: wallets funded on the dev chain, signed in with Sign-In with
+//! Ethereum through the gateway, a seller's lots created through it and opened by the engine.
+//!
+//! The gateway limits sign-ins and new connections per client address (`edge.*`), as it should
+//! for the public. On a loopback gateway the load generator spreads its clients over
+//! 127.0.0.1–127.0.0.250, so each address stays under the limits; a remote gateway sees one
+//! address, whose limits the operator raises for the run (docs/benchmarks.md).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, Result, bail, ensure};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde_json::{Value, json};
+
+use crate::Args;
+
+/// Source addresses on a loopback gateway (127.0.0.1–250).
+pub const LOOPBACK_SOURCES: u8 = 250;
+const DEADLINE: Duration = Duration::from_secs(30);
+/// Wei every bidder gets: far more than any run can hold.
+const BALANCE_WEI: &str = "0xd3c21bcecceda1000000"; // 10^24
+pub const START_WEI: u128 = 1_000_000_000_000;
+pub const INCREMENT_WEI: u128 = 1_000_000_000_000;
+
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// One HTTP client per source address (on loopback), or one.
+    clients: Vec<reqwest::Client>,
+    api: String,
+    pub ws: url::Url,
+    pub socket: SocketAddr,
+    pub loopback: bool,
+    domain: String,
+    chain_id: u64,
+    rpc: String,
+}
+
+/// A signed-in bidder.
+#[derive(Debug, Clone)]
+pub struct Bidder {
+    pub token: String,
+}
+
+impl Gateway {
+    pub async fn new(args: &Args) -> Result<Self> {
+        let host = args
+            .gateway
+            .host_str()
+            .context("the gateway URL has no host")?;
+        let port = args
+            .gateway
+            .port_or_known_default()
+            .context("the gateway URL has no port")?;
+        let socket = tokio::net::lookup_host((host, port))
+            .await?
+            .next()
+            .with_context(|| format!("{host} does not resolve"))?;
+        let loopback = socket.ip().is_loopback() && socket.is_ipv4();
+        let sources = if loopback {
+            (1..=LOOPBACK_SOURCES)
+                .map(|last| Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))))
+                .collect()
+        } else {
+            vec![None]
+        };
+        let clients = sources
+            .into_iter()
+            .map(|source| {
+                reqwest::Client::builder()
+                    .timeout(DEADLINE)
+                    .local_address(source)
+                    .build()
+            })
+            .collect::<Result<_, _>>()?;
+        let mut ws = args.gateway.clone();
+        let scheme = if args.gateway.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
+        ws.set_scheme(scheme)
+            .map_err(|()| anyhow::anyhow!("cannot make a WebSocket URL"))?;
+        ws.set_path("/ws/v1");
+        Ok(Self {
+            clients,
+            api: format!("{}/api", args.gateway.as_str().trim_end_matches('/')),
+            ws,
+            socket,
+            loopback,
+            domain: args.domain.clone(),
+            chain_id: args.chain_id,
+            rpc: args.rpc.clone(),
+        })
+    }
+
+    /// The source address for client number `index` (None: the system's choice).
+    pub fn source(&self, index: usize) -> Option<IpAddr> {
+        self.loopback.then(|| {
+            let last = u8::try_from(index % usize::from(LOOPBACK_SOURCES)).unwrap_or(0) + 1;
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+        })
+    }
+
+    fn client(&self, index: usize) -> &reqwest::Client {
+        &self.clients[index % self.clients.len()]
+    }
+
+    /// Signs in `count` fresh wallets, funded first, a few at a time.
+    pub async fn bidders(&self, count: usize) -> Result<Vec<Bidder>> {
+        stream::iter(0..count)
+            .map(|index| async move {
+                let key = PrivateKeySigner::random();
+                self.fund(&key).await?;
+                let token = self.sign_in(index, &key).await?;
+                Ok::<_, anyhow::Error>(Bidder { token })
+            })
+            .buffered(16)
+            .try_collect()
+            .await
+    }
+
+    async fn fund(&self, key: &PrivateKeySigner) -> Result<()> {
+        let answer: Value = self.clients[0]
+            .post(&self.rpc)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance",
+                "params": [key.address().to_checksum(None), BALANCE_WEI]}),
+            )
+            .send()
+            .await
+            .context("the dev chain")?
+            .json()
+            .await?;
+        ensure!(
+            answer.get("error").is_none(),
+            "anvil_setBalance failed: {answer}"
+        );
+        Ok(())
+    }
+
+    /// Sign-In with Ethereum (EIP-4361), exactly as a browser wallet does.
+    pub async fn sign_in(&self, index: usize, key: &PrivateKeySigner) -> Result<String> {
+        let http = self.client(index);
+        let nonce = expect_ok(http.get(format!("{}/auth/nonce", self.api)).send().await?).await?;
+        let message = format!(
+            "{domain} wants you to sign in with your Ethereum account:\n{address}\n\nLoad test\n\nURI: http://{domain}\nVersion: 1\nChain ID: {chain}\nNonce: {nonce}\nIssued At: {issued}",
+            domain = self.domain,
+            address = key.address().to_checksum(None),
+            chain = self.chain_id,
+            nonce = nonce["nonce"].as_str().context("no nonce")?,
+            issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        let signature = key.sign_message_sync(message.as_bytes())?;
+        let body = expect_ok(
+            http.post(format!("{}/auth/sign-in", self.api))
+                .json(&json!({"message": message,
+                    "signature": format!("0x{}", alloy::hex::encode(signature.as_bytes()))}))
+                .send()
+                .await?,
+        )
+        .await
+        .context("sign-in")?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the sign-in answer has no access_token")
+    }
+
+    /// Creates `count` lots open for an hour, and waits until the engine has opened them all.
+    pub async fn lots(&self, count: usize) -> Result<Vec<String>> {
+        let seller = PrivateKeySigner::random();
+        let token = self.sign_in(0, &seller).await.context("the seller")?;
+        let now = chrono::Utc::now();
+        let ids: Vec<String> = stream::iter(0..count)
+            .map(|index| {
+                let token = token.clone();
+                async move {
+                    let body = json!({
+                        "title": format!("Load test lot {index}"),
+                        "description": "Made by gavel-load.",
+                        "asset": "ETH",
+                        "start_price": START_WEI.to_string(),
+                        "increment": {"kind": "absolute", "wei": INCREMENT_WEI.to_string()},
+                        "starts_at": now,
+                        "ends_at": now + chrono::Duration::hours(1),
+                    });
+                    let lot = expect_ok(
+                        self.client(index)
+                            .post(format!("{}/lots", self.api))
+                            .bearer_auth(&token)
+                            .json(&body)
+                            .send()
+                            .await?,
+                    )
+                    .await
+                    .context("creating a lot")?;
+                    lot["id"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .context("the new lot has no id")
+                }
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        // The engine hears of new lots through RabbitMQ.
+        let started = Instant::now();
+        for (index, id) in ids.iter().enumerate() {
+            loop {
+                let state: Value = self
+                    .client(index)
+                    .get(format!("{}/auction/lots/{id}", self.api))
+                    .send()
+                    .await?
+                    .json()
+                    .await
+                    .unwrap_or(Value::Null);
+                if state["status"] == "open" {
+                    break;
+                }
+                if started.elapsed() > DEADLINE {
+                    bail!("the engine did not open lot {id} within {DEADLINE:?}: {state}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(ids)
+    }
+}
+
+async fn expect_ok(response: reqwest::Response) -> Result<Value> {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{status}: {body}");
+    }
+    Ok(body)
+}
+
+/// The resident memory of a process, in bytes (`VmRSS` in `/proc/PID/status`).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The gateway's process on this machine, by its binary's name, when not given.
+pub fn find_gateway() -> Option<u32> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let program = cmdline.split(|byte| *byte == 0).next()?;
+        program.ends_with(b"gavel-gateway-ws").then_some(pid)
+    })
+}
