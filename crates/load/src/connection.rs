@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpSocket;
@@ -213,7 +212,11 @@ pub async fn run(
                     let lot = &setup.lots[due.lot];
                     let known = watched[due.lot].price;
                     let minimum = known.map_or(START_WEI, |price| price + INCREMENT_WEI);
-                    let amount = minimum + INCREMENT_WEI * rand::rng().random_range(0..3u128);
+                    // A ladder: a bid due later bids more, so bids that reach the lot in the
+                    // order they were due are all accepted, and only those overtaken on the way
+                    // are too low (what the bidders' race allows).
+                    let ladder = START_WEI + INCREMENT_WEI * (u128::from(due.number) + 1);
+                    let amount = ladder.max(minimum);
                     let id = format!("b{}", due.number);
                     let bid = json!({"type": "bid", "id": id, "lot_id": lot, "amount": amount.to_string()});
                     outstanding.insert(id, (due.due, due.lot));

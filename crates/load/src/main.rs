@@ -17,6 +17,7 @@
 //! out-of-order events, failed connections).
 
 mod connection;
+mod cpu;
 mod plot;
 mod report;
 mod scenario;

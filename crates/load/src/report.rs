@@ -13,6 +13,11 @@ pub fn histogram<T: Counter>() -> Histogram<T> {
         .expect("1 µs to 60 s at two digits is a valid range")
 }
 
+/// Refusals that never reached the lot's serialisation: the gateway's own (a connection's bids in
+/// flight, `bids` unreachable) and the bidder's rate limit. Everything else was decided by the
+/// engine's rules (accepted, too low, closed, …).
+pub const NOT_DECIDED: [&str; 3] = ["too_many_bids", "upstream_unavailable", "rate_limited"];
+
 /// What every connection reports as it happens (behind one lock: a few thousand answers a
 /// second; the watchers' deliveries only from a sample of them).
 #[derive(Debug)]
@@ -180,6 +185,9 @@ pub struct Report {
     pub refused: BTreeMap<String, u64>,
     /// Over the bidding window: from the first bid due until the last answer.
     pub window_s: f64,
+    /// Answers per second, of any kind.
+    pub answered_per_s: f64,
+    /// Bids the engine decided per second (accepted or refused by the rules).
     pub decided_per_s: f64,
     pub accepted_per_s: f64,
     pub ack: Latency,
@@ -195,6 +203,8 @@ pub struct Report {
     pub targets: Vec<Target>,
     /// Latency over time (deliveries from a sample of the watchers).
     pub timeline: Vec<Second>,
+    /// This machine's CPU by program while bidding, in percent of one core.
+    pub cpu_percent: Vec<(String, f64)>,
 }
 
 impl Report {
@@ -222,10 +232,10 @@ impl Report {
                 ),
             );
             row(
-                "decided per second",
+                "answered / decided by the engine / accepted, per second",
                 format!(
-                    "{:.0} ({} accepted: {:.0}/s)",
-                    self.decided_per_s, self.accepted, self.accepted_per_s
+                    "{:.0} / {:.0} / {:.0} ({} accepted)",
+                    self.answered_per_s, self.decided_per_s, self.accepted_per_s, self.accepted
                 ),
             );
             let refused: Vec<String> = self
@@ -286,6 +296,15 @@ impl Report {
                 "knee (last rate with p99 < 50 ms)",
                 format!("{knee:.0} bids/s"),
             );
+        }
+        if !self.cpu_percent.is_empty() {
+            let busiest: Vec<String> = self
+                .cpu_percent
+                .iter()
+                .take(8)
+                .map(|(name, percent)| format!("{name} {percent:.0} %"))
+                .collect();
+            row("CPU while bidding (% of one core)", busiest.join(", "));
         }
         for error in &self.errors {
             row("error", error.clone());

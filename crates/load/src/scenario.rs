@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Args;
 use crate::connection::{self, Due, Seen, Setup, lock};
-use crate::report::{Latency, Memory, Report, Shared, Step, Target, histogram};
+use crate::report::{Latency, Memory, NOT_DECIDED, Report, Shared, Step, Target, histogram};
 use crate::setup::{self, Gateway};
 
 /// How long answers and events may take to arrive after the last bid was due.
@@ -76,7 +76,7 @@ impl Scenario {
             Self::Fanout => plan(10.0, 20, 1, 20, 10_000, 1),
             Self::Idle => plan(0.0, 5, 0, 0, 10_000, 0),
             // Rising from `rate` by half each step of `duration` until p99 passes the target.
-            Self::Ramp => plan(100.0, 5, 1000, 2000, 0, 3),
+            Self::Ramp => plan(20.0, 5, 1000, 2000, 0, 3),
             Self::Smoke => plan(20.0, 3, 3, 10, 20, 2),
         }
     }
@@ -236,6 +236,7 @@ pub async fn run(args: Args) -> Result<bool> {
     // The schedule: bid i is due at start + i / rate, whatever came of the bids before it.
     let start = Instant::now() + Duration::from_millis(100);
     lock(&shared).start = start;
+    let cpu_before = crate::cpu::snapshot();
     let mut ramp = Vec::new();
     let mut knee = None;
     let mut number = 0u64;
@@ -301,6 +302,7 @@ pub async fn run(args: Args) -> Result<bool> {
         step_start = start + Duration::from_secs(next);
     }
     let answered_at = Instant::now();
+    let cpu = crate::cpu::usage(&cpu_before, &crate::cpu::snapshot());
     drop(schedules);
 
     // Every watcher must reach the last sequence an accepted bid got on its lots.
@@ -312,7 +314,7 @@ pub async fn run(args: Args) -> Result<bool> {
     }
     memory.rss_end_mib = pid.and_then(setup::rss_bytes).map(mib);
     let window = answered_at.saturating_duration_since(start);
-    let report = report(
+    let mut report = report(
         &args,
         connections,
         failures,
@@ -322,6 +324,7 @@ pub async fn run(args: Args) -> Result<bool> {
         ramp,
         knee.into_iter().collect(),
     );
+    report.cpu_percent = cpu;
     finish(&args, &report)
 }
 
@@ -379,6 +382,7 @@ fn report(
         accepted: 0,
         refused: Default::default(),
         window_s: 0.0,
+        answered_per_s: 0.0,
         decided_per_s: 0.0,
         accepted_per_s: 0.0,
         ack: Latency::default(),
@@ -393,6 +397,7 @@ fn report(
         knee_rate: knee.first().copied(),
         targets: Vec::new(),
         timeline: Vec::new(),
+        cpu_percent: Vec::new(),
     };
     if let Some((shared, window, seen)) = bidding {
         let shared = lock(&shared);
@@ -419,7 +424,12 @@ fn report(
         report.accepted = shared.accepted;
         report.refused = shared.refused.clone();
         report.window_s = window_s;
-        report.decided_per_s = shared.answered as f64 / window_s;
+        report.answered_per_s = shared.answered as f64 / window_s;
+        let not_decided: u64 = NOT_DECIDED
+            .iter()
+            .filter_map(|code| shared.refused.get(*code))
+            .sum();
+        report.decided_per_s = shared.answered.saturating_sub(not_decided) as f64 / window_s;
         report.accepted_per_s = shared.accepted as f64 / window_s;
         report.ack = Latency::of(&ack);
         report.deliveries_per_s = report.deliveries as f64 / window_s;

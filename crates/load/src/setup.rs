@@ -2,9 +2,10 @@
 //! Ethereum through the gateway, a seller's lots created through it and opened by the engine.
 //!
 //! The gateway limits sign-ins and new connections per client address (`edge.*`), as it should
-//! for the public. On a loopback gateway the load generator spreads its clients over
-//! 127.0.0.1–127.0.0.250, so each address stays under the limits; a remote gateway sees one
-//! address, whose limits the operator raises for the run (docs/benchmarks.md).
+//! for the public. On a loopback gateway the load generator gives every client an address of its
+//! own in 127.0.0.0/8 (HTTP clients 127.2.x.y, WebSocket connections 127.1.x.y), so no address
+//! comes near the limits, even in runs one after the other; a remote gateway sees one address,
+//! whose limits the operator raises for the run (docs/benchmarks.md).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -17,8 +18,10 @@ use serde_json::{Value, json};
 
 use crate::Args;
 
-/// Source addresses on a loopback gateway (127.0.0.1–250).
-pub const LOOPBACK_SOURCES: u8 = 250;
+/// HTTP clients on a loopback gateway, each from an address of its own.
+const HTTP_SOURCES: usize = 1000;
+/// WebSocket source addresses on a loopback gateway.
+const WS_SOURCES: usize = 16_000;
 const DEADLINE: Duration = Duration::from_secs(30);
 /// Wei every bidder gets: far more than any run can hold.
 const BALANCE_WEI: &str = "0xd3c21bcecceda1000000"; // 10^24
@@ -60,8 +63,8 @@ impl Gateway {
             .with_context(|| format!("{host} does not resolve"))?;
         let loopback = socket.ip().is_loopback() && socket.is_ipv4();
         let sources = if loopback {
-            (1..=LOOPBACK_SOURCES)
-                .map(|last| Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))))
+            (0..HTTP_SOURCES)
+                .map(|index| Some(loopback_address(2, index)))
                 .collect()
         } else {
             vec![None]
@@ -98,10 +101,8 @@ impl Gateway {
 
     /// The source address for client number `index` (None: the system's choice).
     pub fn source(&self, index: usize) -> Option<IpAddr> {
-        self.loopback.then(|| {
-            let last = u8::try_from(index % usize::from(LOOPBACK_SOURCES)).unwrap_or(0) + 1;
-            IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
-        })
+        self.loopback
+            .then(|| loopback_address(1, index % WS_SOURCES))
     }
 
     fn client(&self, index: usize) -> &reqwest::Client {
@@ -114,7 +115,17 @@ impl Gateway {
             .map(|index| async move {
                 let key = PrivateKeySigner::random();
                 self.fund(&key).await?;
-                let token = self.sign_in(index, &key).await?;
+                // A pooled connection the gateway closed as idle fails the request that reuses
+                // it; a fresh nonce and a second try are what a browser's user would do.
+                let mut attempt = 0;
+                let token = loop {
+                    attempt += 1;
+                    match self.sign_in(index, &key).await {
+                        Ok(token) => break token,
+                        Err(error) if attempt >= 3 => return Err(error),
+                        Err(_) => continue,
+                    }
+                };
                 Ok::<_, anyhow::Error>(Bidder { token })
             })
             .buffered(16)
@@ -229,6 +240,13 @@ impl Gateway {
         }
         Ok(ids)
     }
+}
+
+/// Address `index` of 127.`block`.0.0/16, never ending in 0 or 255: 127.block.(i/250).(i%250+1).
+fn loopback_address(block: u8, index: usize) -> IpAddr {
+    let third = u8::try_from(index / 250 % 256).unwrap_or(0);
+    let fourth = u8::try_from(index % 250 + 1).unwrap_or(1);
+    IpAddr::V4(Ipv4Addr::new(127, block, third, fourth))
 }
 
 async fn expect_ok(response: reqwest::Response) -> Result<Value> {
