@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use gavel_demo::{SignIn, expect_ok, wait_until_open};
 use serde_json::{Value, json};
 
 const SELLER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -121,23 +121,12 @@ async fn main() -> Result<()> {
 
     // The engine hears of the lots through RabbitMQ; wait for the first, then bid on it.
     let lot = first.context("no lot was created")?;
-    let started = Instant::now();
-    loop {
-        let state: Value = http
-            .get(format!("{}/lots/{lot}", urls.bids))
-            .send()
-            .await?
-            .json()
-            .await
-            .unwrap_or(Value::Null);
-        if state["status"] == "open" {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("bids never opened lot {lot}: is RabbitMQ flowing? ({state})");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_open(
+        &http,
+        &format!("{}/lots/{lot}", urls.bids),
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await?;
     let bid: Value = expect_ok(
         http.post(format!("{}/lots/{lot}/bids", urls.bids))
             .bearer_auth(&bidder_token)
@@ -166,43 +155,20 @@ fn print_accounts(seller: &PrivateKeySigner, bidder: &PrivateKeySigner) {
     );
 }
 
-async fn expect_ok(response: reqwest::Response) -> Result<Value> {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{status}: {body}");
-    }
-    Ok(body)
-}
-
 /// Signs in with EIP-4361 exactly as a browser wallet would; returns the token and account id.
 async fn sign_in(
     http: &reqwest::Client,
     urls: &Urls,
     key: &PrivateKeySigner,
 ) -> Result<(String, String)> {
-    let nonce: Value = expect_ok(
-        http.get(format!("{}/auth/nonce", urls.wallets))
-            .send()
-            .await?,
-    )
-    .await?;
-    let message = format!(
-        "{domain} wants you to sign in with your Ethereum account:\n{address}\n\nSign in to Gavel\n\nURI: http://{domain}\nVersion: 1\nChain ID: 31337\nNonce: {nonce}\nIssued At: {issued}",
-        domain = urls.domain,
-        address = key.address().to_checksum(None),
-        nonce = nonce["nonce"].as_str().context("a nonce")?,
-        issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    );
-    let signature = key.sign_message_sync(message.as_bytes())?;
-    let body = json!({"message": message, "signature": format!("0x{}", alloy::hex::encode(signature.as_bytes()))});
-    let answer = expect_ok(
-        http.post(format!("{}/auth/sign-in", urls.wallets))
-            .json(&body)
-            .send()
-            .await?,
-    )
-    .await?;
+    let sign_in = SignIn {
+        auth: format!("{}/auth", urls.wallets),
+        domain: urls.domain.clone(),
+        uri: format!("http://{}", urls.domain),
+        chain_id: 31337,
+        statement: "Sign in to Gavel",
+    };
+    let answer = sign_in.sign_in(http, key).await?;
     Ok((
         answer["access_token"]
             .as_str()

@@ -10,10 +10,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use futures_util::{StreamExt, TryStreamExt, stream};
+use gavel_demo::{SignIn, expect_ok, wait_until_open};
 use serde_json::{Value, json};
 
 use crate::Args;
@@ -36,8 +36,7 @@ pub struct Gateway {
     pub ws: url::Url,
     pub socket: SocketAddr,
     pub loopback: bool,
-    domain: String,
-    chain_id: u64,
+    sign_in: SignIn,
     rpc: String,
 }
 
@@ -93,8 +92,13 @@ impl Gateway {
             ws,
             socket,
             loopback,
-            domain: args.domain.clone(),
-            chain_id: args.chain_id,
+            sign_in: SignIn {
+                auth: format!("{}/api/auth", args.gateway.as_str().trim_end_matches('/')),
+                domain: args.domain.clone(),
+                uri: format!("http://{}", args.domain),
+                chain_id: args.chain_id,
+                statement: "Load test",
+            },
             rpc: args.rpc.clone(),
         })
     }
@@ -154,30 +158,7 @@ impl Gateway {
 
     /// Sign-In with Ethereum (EIP-4361), exactly as a browser wallet does.
     pub async fn sign_in(&self, index: usize, key: &PrivateKeySigner) -> Result<String> {
-        let http = self.client(index);
-        let nonce = expect_ok(http.get(format!("{}/auth/nonce", self.api)).send().await?).await?;
-        let message = format!(
-            "{domain} wants you to sign in with your Ethereum account:\n{address}\n\nLoad test\n\nURI: http://{domain}\nVersion: 1\nChain ID: {chain}\nNonce: {nonce}\nIssued At: {issued}",
-            domain = self.domain,
-            address = key.address().to_checksum(None),
-            chain = self.chain_id,
-            nonce = nonce["nonce"].as_str().context("no nonce")?,
-            issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        );
-        let signature = key.sign_message_sync(message.as_bytes())?;
-        let body = expect_ok(
-            http.post(format!("{}/auth/sign-in", self.api))
-                .json(&json!({"message": message,
-                    "signature": format!("0x{}", alloy::hex::encode(signature.as_bytes()))}))
-                .send()
-                .await?,
-        )
-        .await
-        .context("sign-in")?;
-        body["access_token"]
-            .as_str()
-            .map(str::to_owned)
-            .context("the sign-in answer has no access_token")
+        self.sign_in.token(self.client(index), key).await
     }
 
     /// Creates `count` lots open for an hour, and waits until the engine has opened them all.
@@ -217,26 +198,10 @@ impl Gateway {
             .buffered(16)
             .try_collect()
             .await?;
-        // The engine hears of new lots through RabbitMQ.
-        let started = Instant::now();
+        let deadline = Instant::now() + DEADLINE;
         for (index, id) in ids.iter().enumerate() {
-            loop {
-                let state: Value = self
-                    .client(index)
-                    .get(format!("{}/auction/lots/{id}", self.api))
-                    .send()
-                    .await?
-                    .json()
-                    .await
-                    .unwrap_or(Value::Null);
-                if state["status"] == "open" {
-                    break;
-                }
-                if started.elapsed() > DEADLINE {
-                    bail!("the engine did not open lot {id} within {DEADLINE:?}: {state}");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let url = format!("{}/auction/lots/{id}", self.api);
+            wait_until_open(self.client(index), &url, deadline).await?;
         }
         Ok(ids)
     }
@@ -247,15 +212,6 @@ fn loopback_address(block: u8, index: usize) -> IpAddr {
     let third = u8::try_from(index / 250 % 256).unwrap_or(0);
     let fourth = u8::try_from(index % 250 + 1).unwrap_or(1);
     IpAddr::V4(Ipv4Addr::new(127, block, third, fourth))
-}
-
-async fn expect_ok(response: reqwest::Response) -> Result<Value> {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{status}: {body}");
-    }
-    Ok(body)
 }
 
 /// The resident memory of a process, in bytes (`VmRSS` in `/proc/PID/status`).

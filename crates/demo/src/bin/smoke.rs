@@ -13,10 +13,10 @@
 
 use std::time::Duration;
 
-use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, bail, ensure};
 use futures_util::{SinkExt, StreamExt};
+use gavel_demo::SignIn;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -170,30 +170,14 @@ async fn sign_in(
     args: &Args,
     api: &dyn Fn(&str) -> String,
 ) -> Result<String> {
-    let key = PrivateKeySigner::random();
-    let nonce = get_json(http, &api("/api/auth/nonce")).await?;
-    let origin = args.base.origin().ascii_serialization();
-    let message = format!(
-        "{domain} wants you to sign in with your Ethereum account:\n{address}\n\nSmoke test\n\nURI: {origin}\nVersion: 1\nChain ID: {chain}\nNonce: {nonce}\nIssued At: {issued}",
-        domain = args.domain,
-        address = key.address().to_checksum(None),
-        chain = args.chain_id,
-        nonce = nonce["nonce"].as_str().context("no nonce")?,
-        issued = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    );
-    let signature = key.sign_message_sync(message.as_bytes())?;
-    let response = http
-        .post(api("/api/auth/sign-in"))
-        .json(&json!({"message": message, "signature": format!("0x{}", alloy::hex::encode(signature.as_bytes()))}))
-        .send()
-        .await?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    ensure!(status.is_success(), "sign-in answered {status}: {body}");
-    body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no access token")
+    let sign_in = SignIn {
+        auth: api("/api/auth"),
+        domain: args.domain.clone(),
+        uri: args.base.origin().ascii_serialization(),
+        chain_id: args.chain_id,
+        statement: "Smoke test",
+    };
+    sign_in.token(http, &PrivateKeySigner::random()).await
 }
 
 async fn expect_type<S>(ws: &mut S, kind: &str) -> Result<Value>
