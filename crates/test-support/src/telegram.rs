@@ -1,9 +1,12 @@
 //! A local Bot API server that speaks Telegram's HTTP protocol as teloxide uses it: `POST
 //! /bot<token>/<method>` (any case) with JSON or multipart bodies, answers `{"ok":true,
 //! "result":…}` or `{"ok":false,"error_code":…,"description":…,"parameters":…}`. It records every
-//! send with the time it arrived, long-polls `getUpdates`, and can refuse with 429 `retry_after`,
-//! answer 403 for chats that blocked the bot, fail with 502 (an outage), or hold a request
-//! unanswered (to kill a sender mid-request).
+//! send with the time it arrived (and the bytes of an uploaded photo), long-polls `getUpdates`,
+//! records `setMyCommands` and the `allowed_updates` asked for, and can refuse with 429
+//! `retry_after` (a number of sends, or every send in a time window, as flood control does),
+//! refuse every photo with 400 (as when Telegram cannot fetch a URL or read a file), answer 403 for
+//! chats that blocked the bot, fail with 502 (an outage), or hold a request unanswered (to kill a
+//! sender mid-request).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -25,10 +28,15 @@ pub struct Sent {
     pub method: String,
     pub chat_id: i64,
     pub text: String,
+    /// The photo as a file id or URL; `upload:<file name>` for bytes sent with the request.
     pub photo: Option<String>,
+    /// The bytes of an uploaded photo.
+    pub upload: Option<Vec<u8>>,
     pub at: Instant,
-    /// The answer it got: 200, 429, 403 or 502.
+    /// The answer it got: 200, 400, 429, 403 or 502.
     pub status: u16,
+    /// The `retry_after` of a 429.
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +49,11 @@ struct Fake {
     next_message: AtomicI32,
     blocked: Mutex<HashSet<i64>>,
     throttle: Mutex<(usize, u32)>,
+    flood_until: Mutex<Option<Instant>>,
+    refuse_photos: std::sync::atomic::AtomicBool,
+    next_file: AtomicU32,
+    commands: Mutex<Option<Value>>,
+    allowed_updates: Mutex<Vec<(String, Value)>>,
     outages: Mutex<usize>,
     hold: Mutex<Option<(usize, oneshot::Sender<()>)>>,
     webhook: Mutex<Option<(String, String)>>,
@@ -159,6 +172,29 @@ impl FakeTelegram {
         *lock(&self.fake.outages) = count;
     }
 
+    /// Every send arriving within `window` from now gets 429 with the seconds left of it (at
+    /// least 1) as `retry_after`, as Telegram's flood control answers.
+    pub fn flood(&self, window: Duration) {
+        *lock(&self.fake.flood_until) = Some(Instant::now() + window);
+    }
+
+    /// From now on, every `sendPhoto` gets 400, as when Telegram cannot fetch a photo's URL.
+    pub fn refuse_photos(&self) {
+        self.fake
+            .refuse_photos
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The commands registered by `setMyCommands`, if any.
+    pub fn commands(&self) -> Option<Value> {
+        lock(&self.fake.commands).clone()
+    }
+
+    /// The `allowed_updates` of each `getUpdates` or `setWebhook` that gave them: (method, value).
+    pub fn allowed_updates(&self) -> Vec<(String, Value)> {
+        lock(&self.fake.allowed_updates).clone()
+    }
+
     /// The `nth` accepted send (1-based) is recorded as delivered but never answered; the
     /// receiver fires when it arrives.
     pub fn hold(&self, nth: usize) -> oneshot::Receiver<()> {
@@ -201,8 +237,18 @@ async fn parameters(request: Request) -> Map<String, Value> {
         if let Ok(mut form) = Multipart::from_request(request, &()).await {
             while let Ok(Some(field)) = form.next_field().await {
                 let name = field.name().unwrap_or_default().to_owned();
-                let text = field.text().await.unwrap_or_default();
-                fields.insert(name, Value::String(text));
+                // teloxide sends a file as a part with a file name, named in the field
+                // `attach://<part>`; the part's bytes are kept as an array of numbers.
+                if let Some(file_name) = field.file_name().map(str::to_owned) {
+                    let bytes = field.bytes().await.unwrap_or_default();
+                    fields.insert(
+                        format!("file:{name}"),
+                        json!({"file_name": file_name, "bytes": bytes.to_vec()}),
+                    );
+                } else {
+                    let text = field.text().await.unwrap_or_default();
+                    fields.insert(name, Value::String(text));
+                }
             }
         }
         return fields;
@@ -239,7 +285,16 @@ async fn dispatch(
             "supports_inline_queries": false, "has_main_web_app": false,
         })),
         "sendmessage" | "sendphoto" => send(&fake, &method, &parameters).await,
+        "setmycommands" => {
+            *lock(&fake.commands) = parameters.get("commands").map(|commands| match commands {
+                // A multipart body carries JSON as text.
+                Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                other => other.clone(),
+            });
+            ok(json!(true))
+        }
         "getupdates" => {
+            record_allowed_updates(&fake, "getUpdates", &parameters);
             let offset = integer(parameters.get("offset")).unwrap_or(0);
             let timeout = integer(parameters.get("timeout")).unwrap_or(0).clamp(0, 50);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout as u64);
@@ -262,6 +317,7 @@ async fn dispatch(
             }
         }
         "setwebhook" => {
+            record_allowed_updates(&fake, "setWebhook", &parameters);
             let url = parameters
                 .get("url")
                 .and_then(Value::as_str)
@@ -281,6 +337,16 @@ async fn dispatch(
     }
 }
 
+fn record_allowed_updates(fake: &Fake, method: &str, parameters: &Map<String, Value>) {
+    if let Some(allowed) = parameters.get("allowed_updates") {
+        let allowed = match allowed {
+            Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        lock(&fake.allowed_updates).push((method.to_owned(), allowed));
+    }
+}
+
 async fn send(fake: &Fake, method: &str, parameters: &Map<String, Value>) -> Response {
     let chat_id = integer(parameters.get("chat_id")).unwrap_or(0);
     let text = parameters
@@ -289,24 +355,74 @@ async fn send(fake: &Fake, method: &str, parameters: &Map<String, Value>) -> Res
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let photo = parameters
+    let mut photo = parameters
         .get("photo")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let mut upload = None;
+    if let Some(part) = photo
+        .as_deref()
+        .and_then(|photo| photo.strip_prefix("attach://"))
+        && let Some(file) = parameters.get(&format!("file:{part}"))
+    {
+        upload = Some(
+            file["bytes"]
+                .as_array()
+                .map(|bytes| {
+                    bytes
+                        .iter()
+                        .filter_map(|byte| byte.as_u64().and_then(|byte| u8::try_from(byte).ok()))
+                        .collect::<Vec<u8>>()
+                })
+                .unwrap_or_default(),
+        );
+        photo = Some(format!(
+            "upload:{}",
+            file["file_name"].as_str().unwrap_or("")
+        ));
+    }
     let mut sent = Sent {
         method: method.to_owned(),
         chat_id,
         text: text.clone(),
         photo: photo.clone(),
+        upload: upload.clone(),
         at: Instant::now(),
         status: 200,
+        retry_after: None,
     };
+    let flood_left = lock(&fake.flood_until)
+        .and_then(|until| until.checked_duration_since(sent.at))
+        .filter(|left| !left.is_zero());
+    if let Some(left) = flood_left {
+        let retry_after = u32::try_from(left.as_millis().div_ceil(1000))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        sent.status = 429;
+        sent.retry_after = Some(retry_after);
+        lock(&fake.sends).push(sent);
+        return refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too Many Requests: retry after {retry_after}"),
+            Some(json!({"retry_after": retry_after})),
+        );
+    }
+    if method == "sendphoto" && fake.refuse_photos.load(Ordering::Relaxed) {
+        sent.status = 400;
+        lock(&fake.sends).push(sent);
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: wrong file identifier/HTTP URL specified",
+            None,
+        );
+    }
     {
         let mut throttle = lock(&fake.throttle);
         if throttle.0 > 0 {
             throttle.0 -= 1;
             let retry_after = throttle.1;
             sent.status = 429;
+            sent.retry_after = Some(retry_after);
             lock(&fake.sends).push(sent);
             return refused(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -365,8 +481,14 @@ async fn send(fake: &Fake, method: &str, parameters: &Map<String, Value>) -> Res
         "chat": chat,
         "from": {"id": 4_242_424_242u64, "is_bot": true, "first_name": "Gavel", "username": "gavel_test_bot"},
     });
-    if photo.is_some() {
-        message["photo"] = json!([{"file_id": "f", "file_unique_id": "u", "width": 90, "height": 90, "file_size": 1}]);
+    if let Some(photo) = &photo {
+        // An upload gets a new file id; a file id sent again names the same photo.
+        let file_id = if upload.is_some() || photo.starts_with("http") {
+            format!("file-{}", fake.next_file.fetch_add(1, Ordering::Relaxed))
+        } else {
+            photo.clone()
+        };
+        message["photo"] = json!([{"file_id": file_id, "file_unique_id": format!("u-{file_id}"), "width": 90, "height": 90, "file_size": 1}]);
         message["caption"] = json!(text);
     } else {
         message["text"] = json!(text);

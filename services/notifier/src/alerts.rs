@@ -50,7 +50,8 @@ impl Alerts {
         Ok(Lot {
             title,
             seller,
-            start_price: start_price.parse().unwrap_or_default(),
+            start_price: gavel_common::db::parse_column("lots.start_price", &start_price)
+                .map_err(|error| HandlerError::Permanent(error.into()))?,
         })
     }
 
@@ -138,6 +139,17 @@ impl Handler for Alerts {
             }
             BidAccepted::TYPE => {
                 let bid: BidAccepted = event.decode()?;
+                // The price /lots shows; bids may arrive out of order, the count orders them.
+                sqlx::query(
+                    "UPDATE lots SET price = $2::numeric, bids = $3, ends_at = $4
+                     WHERE lot_id = $1 AND bids < $3",
+                )
+                .bind(bid.lot_id.0)
+                .bind(bid.price.to_string())
+                .bind(i32::try_from(bid.bid_count).unwrap_or(i32::MAX))
+                .bind(bid.ends_at)
+                .execute(&mut *connection)
+                .await?;
                 if let Some(previous) = bid
                     .previous_leader
                     .filter(|previous| *previous != bid.leader)

@@ -12,24 +12,33 @@ use uuid::Uuid;
 use crate::alerts::wake;
 use crate::money::{eth, parse_eth};
 
+/// The commands, with the descriptions of the menu Telegram shows (`setMyCommands`).
 #[derive(BotCommands, Debug, Clone, PartialEq, Eq)]
 #[command(rename_rule = "lowercase")]
 pub enum Command {
+    #[command(description = "welcome and what I do")]
     Start,
+    #[command(description = "the commands, with examples")]
     Help,
+    #[command(description = "new lots (add words and a price range to filter)")]
     Subscribe(String),
+    #[command(description = "no more new-lot messages")]
     Unsubscribe,
+    #[command(description = "open lots and their current prices")]
     Lots,
+    #[command(description = "link this chat to your Gavel account")]
     Link(String),
+    #[command(description = "forget the linked account")]
     Unlink,
+    #[command(description = "what this chat gets")]
     Settings,
 }
 
 pub const HELP: &str = "I tell you about Gavel auctions.\n\
 /subscribe — every new lot\n\
-/subscribe lamp brass 0.01-0.5 — lots whose title has all the words, starting between 0.01 and 0.5 ETH (either bound may be left out: 0.1- or -2)\n\
+/subscribe brass lamp 0.01-0.5 — lots whose title has all the words, starting between 0.01 and 0.5 ETH (either bound may be left out: 0.1- or -2)\n\
 /unsubscribe — no more new-lot messages\n\
-/lots — open lots\n\
+/lots — open lots and their current prices\n\
 /link CODE — link this chat to your Gavel account (get the code in the web client) for outbid, won and payment alerts\n\
 /unlink — forget the account\n\
 /settings — what this chat gets";
@@ -131,6 +140,14 @@ pub async fn handle_update(
     if let Some((chat_id, kind, text)) = message_of(update)
         && text.starts_with('/')
     {
+        // Writing to the bot again after blocking it: the chat is back, but not re-subscribed.
+        let was_blocked: bool = sqlx::query_scalar(
+            "SELECT blocked_at IS NOT NULL FROM chats WHERE chat_id = $1 FOR UPDATE",
+        )
+        .bind(chat_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or(false);
         sqlx::query(
             "INSERT INTO chats (chat_id, kind) VALUES ($1, $2)
              ON CONFLICT (chat_id) DO UPDATE SET kind = EXCLUDED.kind, blocked_at = NULL",
@@ -140,9 +157,13 @@ pub async fn handle_update(
         .execute(&mut *tx)
         .await?;
         let reply = match Command::parse(&text, bot_name) {
+            Ok(Command::Start) if was_blocked => format!(
+                "Welcome back! You are no longer subscribed: blocking the bot ended your \
+                 subscription. Send /subscribe to hear about new lots again.\n{HELP}"
+            ),
             Ok(command) => run(&mut tx, chat_id, command, public_url).await?,
             Err(_) => format!(
-                "I don't know {}. {HELP}",
+                "I don't know {}. Send /help for the commands.",
                 escape(text.split_whitespace().next().unwrap_or(""))
             ),
         };
@@ -198,9 +219,9 @@ async fn run(
             "Unsubscribed: no more new-lot messages. Alerts for a linked account continue until /unlink.".to_owned()
         }
         Command::Lots => {
-            let lots: Vec<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
-                "SELECT lot_id, title, start_price::text, ends_at FROM lots
-                 WHERE status = 'open' ORDER BY ends_at LIMIT 10",
+            let lots: Vec<OpenLot> = sqlx::query_as(
+                "SELECT lot_id, title, start_price::text AS start_price, price::text AS price, bids, ends_at
+                 FROM lots WHERE status = 'open' ORDER BY ends_at LIMIT 10",
             )
             .fetch_all(&mut *tx)
             .await?;
@@ -208,17 +229,33 @@ async fn run(
                 "No lot is open right now.".to_owned()
             } else {
                 let base = public_url.as_str().trim_end_matches('/');
-                let lines: Vec<String> = lots
-                    .iter()
-                    .map(|(id, title, start, ends)| {
-                        format!(
-                            "• <a href=\"{base}/lots/{id}\">{}</a> — from {} ETH, ends {}",
-                            escape(title),
-                            eth(&start.parse().unwrap_or_default()),
-                            ends.format("%Y-%m-%d %H:%M UTC")
-                        )
-                    })
-                    .collect();
+                let mut lines = Vec::new();
+                for OpenLot {
+                    lot_id: id,
+                    title,
+                    start_price: start,
+                    price,
+                    bids,
+                    ends_at: ends,
+                } in &lots
+                {
+                    let price = match (price, bids) {
+                        (Some(price), 1..) => format!(
+                            "now {} ETH ({bids} bid{})",
+                            eth(&wei("lots.price", price)?),
+                            if *bids == 1 { "" } else { "s" }
+                        ),
+                        _ => format!(
+                            "from {} ETH, no bids yet",
+                            eth(&wei("lots.start_price", start)?)
+                        ),
+                    };
+                    lines.push(format!(
+                        "• <a href=\"{base}/lots/{id}\">{}</a> — {price}, ends {}",
+                        escape(title),
+                        ends.format("%Y-%m-%d %H:%M UTC")
+                    ));
+                }
                 format!("Open lots:\n{}", lines.join("\n"))
             }
         }
@@ -276,8 +313,8 @@ async fn run(
             .await?;
             let filter = Filter {
                 keywords,
-                min: min.and_then(|min| min.parse().ok()),
-                max: max.and_then(|max| max.parse().ok()),
+                min: min.map(|min| wei("chats.min_price", &min)).transpose()?,
+                max: max.map(|max| wei("chats.max_price", &max)).transpose()?,
             };
             let lots = if subscribed {
                 format!("New lots: {}.", describe(&filter))
@@ -291,6 +328,23 @@ async fn run(
             format!("{lots}\n{link}")
         }
     })
+}
+
+/// A line of `/lots`.
+#[derive(sqlx::FromRow)]
+struct OpenLot {
+    lot_id: Uuid,
+    title: String,
+    start_price: String,
+    price: Option<String>,
+    bids: i32,
+    ends_at: DateTime<Utc>,
+}
+
+/// An amount read back from the database; an unreadable one is an error, never zero.
+fn wei(column: &'static str, raw: &str) -> Result<Wei, sqlx::Error> {
+    gavel_common::db::parse_column(column, raw)
+        .map_err(|error| sqlx::Error::Decode(Box::new(error)))
 }
 
 fn describe(filter: &Filter) -> String {
@@ -361,6 +415,26 @@ mod tests {
         }
         for bad in ["2-1", "1-2 3-4", "-", "1.2.3-4", "0.1-2-3"] {
             assert!(parse_filter(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_help_and_the_menu_match_the_documented_commands() {
+        let docs = include_str!("../../../docs/notifier.md");
+        for line in HELP.lines().filter(|line| line.starts_with('/')) {
+            let example = line.split(" — ").next().unwrap_or(line);
+            assert!(
+                docs.contains(&format!("`{example}`")),
+                "docs/notifier.md does not show `{example}` from the help"
+            );
+        }
+        for command in Command::bot_commands() {
+            assert!(
+                docs.contains(&format!("`/{}", command.command.trim_start_matches('/'))),
+                "docs/notifier.md does not list /{}",
+                command.command
+            );
+            assert!(!command.description.is_empty(), "{}", command.command);
         }
     }
 

@@ -67,6 +67,8 @@ pub struct TelegramConfig {
     pub concurrency: usize,
     /// Attempts before a message is given up on (transient errors only).
     pub max_attempts: i32,
+    /// More new-lot messages than this waiting for one chat are sent as one digest.
+    pub digest_after: usize,
     /// Per request; long polling waits `poll_timeout` on top.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -89,6 +91,7 @@ impl Default for TelegramConfig {
             group_messages_per_minute: 18,
             concurrency: 8,
             max_attempts: 8,
+            digest_after: 5,
             request_timeout: Duration::from_secs(15),
             poll_timeout: Duration::from_secs(25),
         }

@@ -18,6 +18,7 @@ use gavel_common::server::{Service, StartError};
 use gavel_messaging::consumer::ConsumerMetrics;
 use gavel_messaging::{Broker, Consumer};
 use teloxide::prelude::Requester;
+use teloxide::utils::command::BotCommands as _;
 use tracing::info;
 
 pub use config::Config;
@@ -65,10 +66,26 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
             String::new()
         }
         Telegram::Bot(bot) => {
-            let me = bot
-                .get_me()
-                .await
-                .map_err(|e| StartError::new("asking Telegram who the bot is (getMe)", e))?;
+            let me = bot.get_me().await.map_err(|error| {
+                StartError::new(
+                    "asking Telegram who the bot is (getMe)",
+                    telegram::classify(&error).reason(),
+                )
+            })?;
+            // The command menu Telegram shows under the message field.
+            // Telegram names commands without the slash.
+            let menu = commands::Command::bot_commands()
+                .into_iter()
+                .map(|mut command| {
+                    command.command = command.command.trim_start_matches('/').to_owned();
+                    command
+                });
+            if let Err(error) = bot.set_my_commands(menu).await {
+                tracing::warn!(
+                    reason = telegram::classify(&error).reason(),
+                    "cannot register the command menu (setMyCommands)"
+                );
+            }
             me.username.clone().unwrap_or_default()
         }
     };
@@ -117,8 +134,14 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
                 use teloxide::payloads::SetWebhookSetters;
                 bot.set_webhook(url.clone())
                     .secret_token(secret.expose().to_owned())
+                    .allowed_updates(updates::ALLOWED.to_vec())
                     .await
-                    .map_err(|e| StartError::new("registering the webhook (setWebhook)", e))?;
+                    .map_err(|error| {
+                        StartError::new(
+                            "registering the webhook (setWebhook)",
+                            telegram::classify(&error).reason(),
+                        )
+                    })?;
                 webhook = Some((secret.expose().to_owned(), bot_name.clone()));
             }
             Mode::Polling => {

@@ -5,10 +5,14 @@ use std::time::Duration;
 use gavel_common::BoxError;
 use sqlx::PgPool;
 use teloxide::prelude::*;
+use teloxide::types::AllowedUpdate;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::commands::handle_update;
+
+/// The updates the bot handles: messages (commands). Telegram sends nothing else.
+pub const ALLOWED: [AllowedUpdate; 1] = [AllowedUpdate::Message];
 
 #[derive(Debug, Clone)]
 pub struct Polling {
@@ -23,7 +27,10 @@ impl Polling {
     pub async fn run(self, cancel: CancellationToken) -> Result<(), BoxError> {
         // A webhook left set would make getUpdates fail.
         if let Err(error) = self.bot.delete_webhook().await {
-            warn!(%error, "cannot delete the webhook before polling");
+            warn!(
+                reason = crate::telegram::classify(&error).reason(),
+                "cannot delete the webhook before polling"
+            );
         }
         let mut failures = 0u32;
         while !cancel.is_cancelled() {
@@ -34,7 +41,8 @@ impl Polling {
             let mut request = self
                 .bot
                 .get_updates()
-                .timeout(u32::try_from(self.poll_timeout.as_secs()).unwrap_or(25));
+                .timeout(u32::try_from(self.poll_timeout.as_secs()).unwrap_or(25))
+                .allowed_updates(ALLOWED);
             if let Some(last) = last {
                 request = request.offset(i32::try_from(last + 1).unwrap_or(i32::MAX));
             }
@@ -52,7 +60,11 @@ impl Polling {
                 Err(error) => {
                     failures += 1;
                     let wait = Duration::from_millis(500 * u64::from(failures.min(20)));
-                    warn!(%error, ?wait, "getUpdates failed");
+                    warn!(
+                        reason = crate::telegram::classify(&error).reason(),
+                        ?wait,
+                        "getUpdates failed"
+                    );
                     tokio::select! {
                         () = cancel.cancelled() => break,
                         () = tokio::time::sleep(wait) => {}

@@ -418,3 +418,116 @@ async fn an_outage_is_retried_with_backoff_until_it_passes() {
         .expect("row");
     assert_eq!(attempts, 3);
 }
+
+/// Issue 17: after a 429 the whole sender waits its `retry_after` — every request, including
+/// those already queued behind the one refused — and then goes on at the normal pace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_window_is_waited_out_by_every_send_and_left_at_the_normal_pace() {
+    let world = world(&[("GAVEL_TELEGRAM__MESSAGES_PER_SECOND", "10")]).await;
+    world.subscribers(7_000_001, 50).await;
+    world.telegram.flood(Duration::from_millis(1500));
+    world
+        .open_lot("Flooded lot", ETH / 10, AccountId::new())
+        .await;
+    let delivered = world.delivered(50).await;
+    let chats: HashSet<i64> = delivered.iter().map(|sent| sent.chat_id).collect();
+    assert_eq!(
+        (delivered.len(), chats.len()),
+        (50, 50),
+        "one each, none twice"
+    );
+
+    let sends = world.telegram.sends();
+    let refusals: Vec<&Sent> = sends.iter().filter(|sent| sent.status == 429).collect();
+    assert!(!refusals.is_empty(), "the flood window refused a send");
+    for refused in &refusals {
+        let wait = Duration::from_secs(u64::from(refused.retry_after.expect("retry_after")));
+        let early: Vec<Duration> = sends
+            .iter()
+            .filter(|sent| sent.at > refused.at && sent.at.duration_since(refused.at) < wait)
+            .map(|sent| sent.at.duration_since(refused.at))
+            .collect();
+        assert!(
+            early.is_empty(),
+            "sends {early:?} after a 429 that asked for {wait:?}"
+        );
+    }
+    // After the pause: no burst, at most the configured 10 a second (one more at a window's edge).
+    let last_refusal = refusals.last().expect("a refusal").at;
+    let after: Vec<Sent> = sends
+        .iter()
+        .filter(|sent| sent.at > last_refusal)
+        .cloned()
+        .collect();
+    let busiest = max_per_second(&after);
+    assert!(
+        busiest <= 11,
+        "{busiest} sends in one second after the pause"
+    );
+    println!(
+        "{} refused, then 50 delivered; busiest second after the pause: {busiest}",
+        refusals.len()
+    );
+}
+
+/// Issue 17: a chat subscribed to everything gets one digest for a backlog of new lots instead
+/// of one message per lot at Telegram's per-chat pace, and every lot is in exactly one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_new_lots_for_one_chat_goes_as_a_digest() {
+    let world = world(&[
+        ("GAVEL_TELEGRAM__DIGEST_AFTER", "3"),
+        ("GAVEL_TELEGRAM__CHAT_INTERVAL", "3s"),
+    ])
+    .await;
+    let chat = 7_100_001;
+    world.subscribers(chat, 1).await;
+    world
+        .open_lot("Opening lot", ETH / 10, AccountId::new())
+        .await;
+    world.delivered(1).await;
+    // The chat just got a message: the next may only go in 3 s, and eight lots open meanwhile.
+    let titles: Vec<String> = (1..=8).map(|n| format!("Backlog lot number {n}")).collect();
+    for title in &titles {
+        world.open_lot(title, ETH / 10, AccountId::new()).await;
+    }
+    wait_until_async("every lot to be told", DEADLINE, || async {
+        let told = world
+            .to_chat(chat)
+            .iter()
+            .map(|sent| {
+                titles
+                    .iter()
+                    .filter(|title| sent.text.contains(*title))
+                    .count()
+            })
+            .sum::<usize>();
+        told >= titles.len()
+    })
+    .await;
+    let messages = world.to_chat(chat);
+    for title in &titles {
+        let holding = messages
+            .iter()
+            .filter(|sent| sent.text.contains(&format!("{title}<")))
+            .count();
+        assert_eq!(holding, 1, "{title} in {holding} messages");
+    }
+    let digests: Vec<&Sent> = messages
+        .iter()
+        .filter(|sent| sent.text.contains("new lots since the last message"))
+        .collect();
+    assert!(!digests.is_empty(), "a digest was sent: {messages:#?}");
+    // At worst two digests of four and three single messages after the first one.
+    assert!(
+        messages.len() <= 6,
+        "{} messages for 9 lots",
+        messages.len()
+    );
+    let digested: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbound WHERE status = 'digested' AND digest IS NOT NULL",
+    )
+    .fetch_one(&world.db.pool)
+    .await
+    .expect("count");
+    assert!(digested > 3, "{digested} messages folded");
+}

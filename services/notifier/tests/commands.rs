@@ -3,8 +3,9 @@
 mod common;
 
 use common::{token, world};
+use gavel_events::BidAccepted;
 use gavel_test_support::wait_until_async;
-use gavel_types::AccountId;
+use gavel_types::{AccountId, BidId, EthAddress, Wei};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,14 +30,20 @@ async fn subscribing_settings_lots_and_unsubscribing() {
         ("/lots", "No lot is open right now"),
         ("/unsubscribe", "Unsubscribed"),
         ("/settings", "New lots: off"),
-        ("/help", "/subscribe lamp brass 0.01-0.5"),
-        ("/dance", "I don't know /dance"),
+        ("/help", "/subscribe brass lamp 0.01-0.5"),
+        (
+            "/dance",
+            "I don't know /dance. Send /help for the commands.",
+        ),
     ];
     for (index, (command, expected)) in script.into_iter().enumerate() {
         world.telegram.user_says(chat, command);
         let reply = world.reply(chat, index).await;
         assert!(reply.contains(expected), "{command}: {reply}");
     }
+    // An unknown command gets a one-line hint, not the whole help.
+    let hint = world.reply(chat, 9).await;
+    assert!(!hint.contains("/subscribe"), "{hint}");
     let subscribed: bool = sqlx::query_scalar("SELECT subscribed FROM chats WHERE chat_id = $1")
         .bind(chat)
         .fetch_one(&world.db.pool)
@@ -66,7 +73,42 @@ async fn subscribing_settings_lots_and_unsubscribing() {
         reply.contains(&format!("http://gavel.test/lots/{lot}")),
         "{reply}"
     );
-    assert!(reply.contains("from 0.01 ETH"), "{reply}");
+    assert!(reply.contains("from 0.01 ETH, no bids yet"), "{reply}");
+
+    // Once bids come, /lots shows the current price.
+    let bid = BidAccepted {
+        lot_id: lot,
+        bid_id: BidId::new(),
+        bidder: AccountId::new(),
+        wallet: EthAddress::from_alloy(alloy_primitives::Address::repeat_byte(0x22)),
+        amount: Wei::from_u128(25 * 10u128.pow(15)),
+        held: Wei::from_u128(25 * 10u128.pow(15)),
+        proxy: false,
+        at: chrono::Utc::now(),
+        price: Wei::from_u128(25 * 10u128.pow(15)),
+        leader: AccountId::new(),
+        previous_leader: None,
+        bid_count: 2,
+        ends_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        reserve_met: true,
+    };
+    world.publish(&lot.to_string(), Some(3), &bid).await;
+    wait_until_async(
+        "the price to reach the notifier",
+        common::DEADLINE,
+        || async {
+            sqlx::query_scalar::<_, i32>("SELECT bids FROM lots WHERE lot_id = $1")
+                .bind(lot.0)
+                .fetch_one(&world.db.pool)
+                .await
+                .expect("lot")
+                == 2
+        },
+    )
+    .await;
+    world.telegram.user_says(chat, "/lots");
+    let reply = world.reply(chat, 11).await;
+    assert!(reply.contains("now 0.025 ETH (2 bids)"), "{reply}");
 
     // Replies to one chat keep Telegram's one-per-second pace.
     let replies = world.to_chat(chat);
@@ -177,6 +219,14 @@ async fn a_webhook_update_needs_the_secret_and_is_applied_once() {
             "s3cret-token_1".to_owned()
         ))
     );
+    assert!(
+        world
+            .telegram
+            .allowed_updates()
+            .contains(&("setWebhook".to_owned(), json!(["message"]))),
+        "{:?}",
+        world.telegram.allowed_updates()
+    );
     let chat = 701;
     let update = world.telegram.update(
         chat,
@@ -210,4 +260,72 @@ async fn a_webhook_update_needs_the_secret_and_is_applied_once() {
         .await
         .expect("count");
     assert_eq!(queued, 1);
+}
+
+/// Issue 17: the bot registers its command menu, asks Telegram only for the updates it handles,
+/// and tells a chat that blocked it and came back that it is no longer subscribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_menu_the_updates_asked_for_and_a_blocked_chat_coming_back() {
+    let world = world(&[]).await;
+    let commands = world.telegram.commands().expect("setMyCommands at start");
+    let listed: Vec<(String, String)> = commands
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|command| {
+            (
+                command["command"].as_str().expect("command").to_owned(),
+                command["description"]
+                    .as_str()
+                    .expect("description")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = listed.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "start",
+            "help",
+            "subscribe",
+            "unsubscribe",
+            "lots",
+            "link",
+            "unlink",
+            "settings"
+        ]
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|(_, description)| !description.is_empty())
+    );
+
+    let chat = 801;
+    world.telegram.user_says(chat, "/help");
+    world.reply(chat, 0).await;
+    let asked = world.telegram.allowed_updates();
+    assert!(
+        !asked.is_empty()
+            && asked
+                .iter()
+                .all(|(method, allowed)| method == "getUpdates" && *allowed == json!(["message"])),
+        "{asked:?}"
+    );
+
+    // The chat blocked the bot (the sender saw 403 and unsubscribed it), then comes back.
+    sqlx::query("UPDATE chats SET subscribed = FALSE, blocked_at = now() WHERE chat_id = $1")
+        .bind(chat)
+        .execute(&world.db.pool)
+        .await
+        .expect("blocked");
+    world.telegram.user_says(chat, "/start");
+    let reply = world.reply(chat, 1).await;
+    assert!(reply.contains("You are no longer subscribed"), "{reply}");
+    assert!(reply.contains("/subscribe"), "{reply}");
+    // Only once: the next /start is an ordinary welcome.
+    world.telegram.user_says(chat, "/start");
+    let reply = world.reply(chat, 2).await;
+    assert!(reply.starts_with("Welcome to Gavel"), "{reply}");
 }

@@ -1,11 +1,13 @@
 //! The outbound queue's sender. One replica sends at a time (a PostgreSQL advisory lock), since
-//! Telegram's limits are per bot: at most `messages_per_second` overall, one message per
-//! `chat_interval` to a chat, `group_messages_per_minute` to a group; a 429 stops all sending for
-//! its `retry_after`. A message is marked `sending` (committed) before its request goes out, so a
-//! crash can lose one in flight but never send one twice.
+//! Telegram's limits are per bot (`pace`). A message is marked `sending` (committed) just before
+//! its request goes out, so a crash can lose one in flight but never send one twice; a message
+//! still waiting for its turn is not claimed, so a crash during a long 429 pause loses nothing.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+mod digest;
+mod pace;
+mod photos;
+
+use std::collections::HashSet;
 use std::time::Duration;
 
 use gavel_common::BoxError;
@@ -20,6 +22,8 @@ use uuid::Uuid;
 
 use crate::config::TelegramConfig;
 use crate::telegram::{SendError, Telegram};
+use pace::{ChatLimits, Pace};
+use photos::Photos;
 
 /// The advisory lock the sending replica holds.
 const SENDER_LOCK: i64 = 0x6761_7665_6c5f_7467; // "gavel_tg"
@@ -34,73 +38,16 @@ struct Message {
     attempts: i32,
 }
 
-/// Where sending stands against Telegram's limits.
+/// How one message's turn ended.
 #[derive(Debug)]
-struct Limits {
-    spacing: Duration,
-    chat_interval: Duration,
-    group_per_minute: usize,
-    next_slot: Instant,
-    paused_until: Instant,
-    last_sent: HashMap<i64, Instant>,
-    group_sends: HashMap<i64, VecDeque<Instant>>,
-}
-
-impl Limits {
-    fn new(config: &TelegramConfig) -> Self {
-        let now = Instant::now();
-        Self {
-            spacing: Duration::from_secs(1) / config.messages_per_second.max(1),
-            chat_interval: config.chat_interval,
-            group_per_minute: config.group_messages_per_minute.max(1) as usize,
-            next_slot: now,
-            paused_until: now,
-            last_sent: HashMap::new(),
-            group_sends: HashMap::new(),
-        }
-    }
-
-    /// When `chat` may get its next message.
-    fn chat_ready_at(&self, chat: i64) -> Instant {
-        let mut ready = self
-            .last_sent
-            .get(&chat)
-            .map_or(self.paused_until, |last| *last + self.chat_interval);
-        if chat < 0
-            && let Some(sends) = self.group_sends.get(&chat)
-            && sends.len() >= self.group_per_minute
-            && let Some(oldest) = sends.front()
-        {
-            ready = ready.max(*oldest + Duration::from_secs(60));
-        }
-        ready.max(self.paused_until)
-    }
-
-    /// Takes the next global slot; returns when it is.
-    fn take_slot(&mut self, now: Instant) -> Instant {
-        let slot = self.next_slot.max(now).max(self.paused_until);
-        self.next_slot = slot + self.spacing;
-        slot
-    }
-
-    fn record(&mut self, chat: i64, at: Instant) {
-        self.last_sent.insert(chat, at);
-        if chat < 0 {
-            let sends = self.group_sends.entry(chat).or_default();
-            sends.push_back(at);
-            while sends
-                .front()
-                .is_some_and(|first| at.duration_since(*first) >= Duration::from_secs(60))
-            {
-                sends.pop_front();
-            }
-        }
-        if self.last_sent.len() > 10_000 {
-            let horizon = self.chat_interval.max(Duration::from_secs(60));
-            self.last_sent
-                .retain(|_, last| at.duration_since(*last) < horizon);
-        }
-    }
+enum Attempt {
+    /// Not sent: the message was no longer pending (folded into a digest) or the sender stops.
+    Skipped,
+    /// The request went out at `at`.
+    Sent {
+        at: Instant,
+        result: Result<(), SendError>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -109,7 +56,7 @@ pub struct Sender {
     pub telegram: Telegram,
     pub config: TelegramConfig,
     pub lots_url: Option<url::Url>,
-    /// The site's public origin: photo links from `lots` are relative to it.
+    /// The site's public origin, for links in digests.
     pub public_url: url::Url,
     pub outcomes: IntCounterVec,
 }
@@ -176,32 +123,35 @@ impl Sender {
     async fn send_loop(&self, cancel: &CancellationToken) -> Result<(), BoxError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen("notifier_outbound").await?;
-        let mut limits = Limits::new(&self.config);
+        let pace = Pace::new(self.config.messages_per_second);
+        let mut chats = ChatLimits::new(&self.config);
         let mut batch: Vec<Message> = Vec::new();
-        let mut in_flight: JoinSet<(Message, Result<(), SendError>)> = JoinSet::new();
+        let mut in_flight: JoinSet<Result<(Message, Attempt), sqlx::Error>> = JoinSet::new();
         let mut busy_chats: HashSet<i64> = HashSet::new();
-        let photos: Arc<tokio::sync::Mutex<HashMap<Uuid, Option<url::Url>>>> = Arc::default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?;
+        let photos = Photos::new(self.pool.clone(), self.lots_url.clone())?;
         let mut refetch = true;
         loop {
             while let Some(done) = in_flight.try_join_next() {
-                let (message, result) = done?;
+                let (message, attempt) = done??;
                 busy_chats.remove(&message.chat_id);
-                self.settle(&message, result, &mut limits, &mut batch)
+                self.settle(&message, attempt, &pace, &mut chats, &mut batch)
                     .await?;
             }
             if cancel.is_cancelled() {
                 // Finish what is in flight, so nothing is left uncertain by a clean stop.
                 while let Some(done) = in_flight.join_next().await {
-                    let (message, result) = done?;
-                    self.settle(&message, result, &mut limits, &mut batch)
+                    let (message, attempt) = done??;
+                    self.settle(&message, attempt, &pace, &mut chats, &mut batch)
                         .await?;
                 }
                 return Ok(());
             }
             if refetch || batch.is_empty() {
+                let digests =
+                    digest::fold(&self.pool, self.config.digest_after, &self.public_url).await?;
+                if digests > 0 {
+                    info!(digests, "folded backlogs of new lots into digests");
+                }
                 batch = sqlx::query_as(
                     "SELECT id, chat_id, kind, text, lot_id, attempts FROM outbound
                      WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT 500",
@@ -211,30 +161,33 @@ impl Sender {
                 refetch = false;
             }
             let now = Instant::now();
-            let candidate = if in_flight.len() >= self.config.concurrency.max(1) {
-                None
-            } else {
-                batch.iter().position(|message| {
-                    !busy_chats.contains(&message.chat_id)
-                        && limits.chat_ready_at(message.chat_id) <= now
-                })
-            };
+            let paused_until = pace.paused_until();
+            let candidate =
+                if in_flight.len() >= self.config.concurrency.max(1) || paused_until > now {
+                    None
+                } else {
+                    batch.iter().position(|message| {
+                        !busy_chats.contains(&message.chat_id)
+                            && chats.ready_at(message.chat_id, now) <= now
+                    })
+                };
             let Some(index) = candidate else {
                 // Nothing can go now: wait for a send to finish, a new message, a chat to become
-                // ready, or a retry to fall due.
+                // ready, a pause to end, or a retry to fall due.
                 let next_ready = batch
                     .iter()
                     .filter(|message| !busy_chats.contains(&message.chat_id))
-                    .map(|message| limits.chat_ready_at(message.chat_id))
+                    .map(|message| chats.ready_at(message.chat_id, now))
                     .min()
                     .unwrap_or(now + Duration::from_millis(500))
-                    .min(now + Duration::from_millis(500));
+                    .min(now + Duration::from_millis(500))
+                    .max(paused_until);
                 tokio::select! {
                     () = cancel.cancelled() => {}
                     Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                        let (message, result) = done?;
+                        let (message, attempt) = done??;
                         busy_chats.remove(&message.chat_id);
-                        self.settle(&message, result, &mut limits, &mut batch).await?;
+                        self.settle(&message, attempt, &pace, &mut chats, &mut batch).await?;
                     }
                     notification = listener.recv() => {
                         notification?;
@@ -249,37 +202,17 @@ impl Sender {
                 continue;
             };
             let message = batch.remove(index);
-            let slot = limits.take_slot(now);
-            tokio::select! {
-                () = cancel.cancelled() => continue,
-                () = tokio::time::sleep_until(slot) => {}
-            }
-            // Claim it: committed before the request, so it is never sent twice.
-            let claimed = sqlx::query(
-                "UPDATE outbound SET status = 'sending', attempts = attempts + 1
-                 WHERE id = $1 AND status = 'pending'",
-            )
-            .bind(message.id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
-                continue;
-            }
-            limits.record(message.chat_id, Instant::now());
             busy_chats.insert(message.chat_id);
-            let telegram = self.telegram.clone();
-            let (photos, http, lots_url) = (photos.clone(), http.clone(), self.lots_url.clone());
-            let public_url = self.public_url.clone();
+            let attempt = Turn {
+                pool: self.pool.clone(),
+                telegram: self.telegram.clone(),
+                pace: pace.clone(),
+                photos: photos.clone(),
+                cancel: cancel.clone(),
+            };
             in_flight.spawn(async move {
-                let photo = match (message.kind.as_str(), message.lot_id, &lots_url) {
-                    ("new_lot", Some(lot_id), Some(lots_url)) => {
-                        first_photo(&photos, &http, lots_url, &public_url, lot_id).await
-                    }
-                    _ => None,
-                };
-                let result = telegram.send(message.chat_id, &message.text, photo).await;
-                (message, result)
+                let outcome = attempt.send(&message).await?;
+                Ok((message, outcome))
             });
         }
     }
@@ -288,10 +221,15 @@ impl Sender {
     async fn settle(
         &self,
         message: &Message,
-        result: Result<(), SendError>,
-        limits: &mut Limits,
+        attempt: Attempt,
+        pace: &Pace,
+        chats: &mut ChatLimits,
         batch: &mut Vec<Message>,
     ) -> Result<(), sqlx::Error> {
+        let Attempt::Sent { at, result } = attempt else {
+            return Ok(());
+        };
+        chats.record(message.chat_id, at);
         let outcome = match &result {
             Ok(()) => {
                 sqlx::query(
@@ -303,15 +241,17 @@ impl Sender {
                 "sent"
             }
             Err(SendError::RetryAfter(wait)) => {
-                // Telegram asks the whole bot to wait; this message goes again afterwards.
-                limits.paused_until = limits.paused_until.max(Instant::now() + *wait);
+                // Telegram asks the whole bot to wait (the send already paused the pace); this
+                // message goes again afterwards.
+                pace.pause(*wait);
                 sqlx::query(
                     "UPDATE outbound SET status = 'pending', attempts = attempts - 1,
-                         next_attempt_at = now() + $2, last_error = 'retry after'
+                         next_attempt_at = now() + $2, last_error = $3
                      WHERE id = $1",
                 )
                 .bind(message.id)
                 .bind(*wait)
+                .bind(SendError::RetryAfter(*wait).reason())
                 .execute(&self.pool)
                 .await?;
                 warn!(chat = message.chat_id, ?wait, "Telegram asked to slow down");
@@ -373,7 +313,7 @@ impl Sender {
         if let Err(error) = &result {
             warn!(
                 chat = message.chat_id,
-                ?error,
+                reason = error.reason(),
                 outcome,
                 "a message was not sent"
             );
@@ -393,25 +333,89 @@ impl Sender {
     }
 }
 
-/// The first photo of a lot, asked of `lots` once per lot; none when it has none or cannot say.
-async fn first_photo(
-    cache: &tokio::sync::Mutex<HashMap<Uuid, Option<url::Url>>>,
-    http: &reqwest::Client,
-    lots_url: &url::Url,
-    public_url: &url::Url,
-    lot_id: Uuid,
-) -> Option<url::Url> {
-    if let Some(known) = cache.lock().await.get(&lot_id) {
-        return known.clone();
+/// What one message's send needs, moved into its task.
+struct Turn {
+    pool: PgPool,
+    telegram: Telegram,
+    pace: Pace,
+    photos: Photos,
+    cancel: CancellationToken,
+}
+
+impl Turn {
+    /// Prepares the photo, waits for the bot-wide turn, claims the message and sends it. A photo
+    /// Telegram refuses is dropped and the text sent alone: the announcement is never lost.
+    async fn send(self, message: &Message) -> Result<Attempt, sqlx::Error> {
+        let prepared = match (message.kind.as_str(), message.lot_id) {
+            ("new_lot", Some(lot_id)) => self.photos.prepare(lot_id).await?,
+            _ => None,
+        };
+        if !self.pace.turn(&self.cancel).await {
+            return Ok(Attempt::Skipped);
+        }
+        // Claim it: committed before the request, so it is never sent twice.
+        let claimed = sqlx::query(
+            "UPDATE outbound SET status = 'sending', attempts = attempts + 1
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(message.id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(Attempt::Skipped);
+        }
+        let mut at = Instant::now();
+        let mut result = match &prepared {
+            Some(prepared) => {
+                let sent = self
+                    .telegram
+                    .send(message.chat_id, &message.text, Some(prepared.photo.clone()))
+                    .await;
+                match sent {
+                    Ok(file_id) => {
+                        self.photos.sent(prepared, file_id).await?;
+                        Ok(())
+                    }
+                    Err(SendError::Permanent(reason)) => {
+                        warn!(
+                            chat = message.chat_id,
+                            reason, "Telegram refused the photo: sending the text alone"
+                        );
+                        self.photos.refused(prepared).await?;
+                        Err(SendError::Permanent(reason))
+                    }
+                    Err(other) => Err(other),
+                }
+            }
+            None => self
+                .telegram
+                .send(message.chat_id, &message.text, None)
+                .await
+                .map(drop),
+        };
+        if prepared.is_some() && matches!(result, Err(SendError::Permanent(_))) {
+            // Only the photo was refused: the text goes at the next turn. Nothing reached the
+            // chat yet, so a stop meanwhile leaves the message to be retried.
+            result = if self.pace.turn(&self.cancel).await {
+                at = Instant::now();
+                self.telegram
+                    .send(message.chat_id, &message.text, None)
+                    .await
+                    .map(drop)
+            } else {
+                Err(SendError::Transient(
+                    "the sender stopped before the text could go without the refused photo"
+                        .to_owned(),
+                ))
+            };
+        }
+        if let Err(SendError::RetryAfter(wait)) = &result {
+            // Every other send waits from now, before this one is even settled.
+            self.pace.pause(*wait);
+        }
+        Ok(Attempt::Sent { at, result })
     }
-    let url = format!("{}/lots/{lot_id}", lots_url.as_str().trim_end_matches('/'));
-    let lot: serde_json::Value = http.get(url).send().await.ok()?.json().await.ok()?;
-    // A photo link is absolute (a public bucket) or a path on the site's own origin.
-    let photo = lot["photos"][0]["url"]
-        .as_str()
-        .and_then(|url| url::Url::parse(url).or_else(|_| public_url.join(url)).ok());
-    cache.lock().await.insert(lot_id, photo.clone());
-    photo
 }
 
 /// Sets `gavel_telegram_queue_depth` (messages waiting, retries included) and
@@ -443,49 +447,5 @@ pub async fn measure_queue(
             }
             Err(error) => tracing::debug!(%error, "cannot measure the outbound queue"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits() -> Limits {
-        Limits::new(&TelegramConfig {
-            messages_per_second: 25,
-            chat_interval: Duration::from_millis(1100),
-            group_messages_per_minute: 3,
-            ..TelegramConfig::default()
-        })
-    }
-
-    #[test]
-    fn slots_are_spaced_and_a_pause_holds_everything() {
-        let mut limits = limits();
-        let now = Instant::now();
-        let first = limits.take_slot(now);
-        let second = limits.take_slot(now);
-        assert_eq!(first, now);
-        assert_eq!(second.duration_since(first), Duration::from_millis(40));
-        limits.paused_until = now + Duration::from_secs(3);
-        assert_eq!(limits.take_slot(now), now + Duration::from_secs(3));
-        assert_eq!(limits.chat_ready_at(42), now + Duration::from_secs(3));
-    }
-
-    #[test]
-    fn a_chat_waits_its_interval_and_a_group_its_minute() {
-        let mut limits = limits();
-        let start = Instant::now();
-        limits.record(7, start);
-        assert_eq!(limits.chat_ready_at(7), start + Duration::from_millis(1100));
-
-        let group = -100;
-        for second in 0..3 {
-            limits.record(group, start + Duration::from_secs(2 * second));
-        }
-        // Three in the last minute: the fourth waits for the first to leave the window.
-        assert_eq!(limits.chat_ready_at(group), start + Duration::from_secs(60));
-        limits.record(group, start + Duration::from_secs(60));
-        assert_eq!(limits.chat_ready_at(group), start + Duration::from_secs(62));
     }
 }
