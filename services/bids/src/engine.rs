@@ -3,15 +3,18 @@
 //! 1. The bidder's rate limit counts the request (Redis, shared by every replica) — every
 //!    request, retries included: a retry of an undecided bid costs as much as a new one.
 //! 2. A request already decided under its `Idempotency-Key` is answered again from the store.
-//! 3. Bids for one lot then queue in this replica (striped mutexes), so they do not hold database
+//! 3. A bid certainly below the lot's minimum, by this replica's last view of a lot that has
+//!    bids, is refused at once: its answer is stored under the key, nothing else is touched
+//!    (`crate::known` says why that view can only err on the side of the full path).
+//! 4. Bids for one lot then queue in this replica (striped mutexes), so they do not hold database
 //!    connections while waiting; across replicas the row lock below decides.
-//! 4. **Under the lot's row lock**, in one transaction: the request is claimed (a fresh bid id,
+//! 5. **Under the lot's row lock**, in one transaction: the request is claimed (a fresh bid id,
 //!    unless a twin decided it meanwhile); the rules decide; a refusal costs no money. If the bid
 //!    is accepted, `wallets` holds the bidder's exposure (their maximum) on the bidding wallet,
 //!    keyed by the bid id, while the lock is held; then the bids, the new state, the events (log +
 //!    outbox), the holds to release and the answer commit together. Holding the lock across the
 //!    hold keeps one bid per lot in flight, so no two holds of one bidder on one lot can race.
-//! 5. After the commit, the release task frees the holds nobody needs any more: the displaced
+//! 6. After the commit, the release task frees the holds nobody needs any more: the displaced
 //!    leader's (or the bidder's own on another wallet), or the bidder's own when the proxy
 //!    outbid them.
 //!
@@ -30,6 +33,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 
 use crate::answer::{Accepted, Decision, Refused};
+use crate::known::Known;
 use crate::ratelimit::RateLimiter;
 use crate::rules::{self, Offer};
 use crate::store::{self, StoreError, Stored};
@@ -81,6 +85,8 @@ pub struct Engine {
     /// In-process queues per lot (striped): bids for one lot wait here, not holding a database
     /// connection while the row lock is taken; across replicas the row lock still decides.
     pub stripes: Arc<[tokio::sync::Mutex<()>]>,
+    /// This replica's last view of each lot, for refusals that need no lock.
+    pub known: Known,
 }
 
 /// How many in-process lot queues there are (lots share one by hash).
@@ -117,6 +123,12 @@ impl Engine {
             return Err(EngineError::RateLimited);
         }
         let fingerprint = serde_json::to_string(&(lot_id, request)).unwrap_or_default();
+        if let Some(answer) = self
+            .refuse_from_memory(bidder, lot_id, key, &fingerprint, request)
+            .await?
+        {
+            return Ok(answer);
+        }
         if let Some(answer) = self.decided(bidder.account, key, &fingerprint).await? {
             return Ok(answer);
         }
@@ -154,6 +166,7 @@ impl Engine {
         let answer = decision.stored();
         store_answer(&mut tx, bidder.account, key, &answer).await?;
         tx.commit().await?;
+        self.known.remember(lot_id, &stored.lot);
         if matches!(decision, Decision::Accepted(_)) {
             self.releases.notify_one();
         }
@@ -210,6 +223,48 @@ impl Engine {
             closed: accepted.closes,
             sequence: stored.seq,
         }))
+    }
+
+    /// Refuses a bid certainly below the lot's minimum from this replica's last view of the lot
+    /// (`crate::known`): no lot queue, no row lock, one insert that stores the answer under the
+    /// key. `None` sends the bid down the full path: not certainly too low, or the key was used
+    /// before (the full path replays its answer or refuses the reuse).
+    async fn refuse_from_memory(
+        &self,
+        bidder: Bidder,
+        lot_id: LotId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        request: &BidRequest,
+    ) -> Result<Option<StoredAnswer>, EngineError> {
+        let Some(minimum) = self.known.certainly_too_low(
+            lot_id,
+            bidder.account,
+            request.amount,
+            chrono::Utc::now(),
+        ) else {
+            return Ok(None);
+        };
+        // `starts_at` only shapes a not-open refusal's answer; a too-low one does not show it.
+        let decision = Decision::Refused(Refused::Rules {
+            refusal: rules::Refusal::TooLow { minimum },
+            starts_at: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        });
+        let answer = decision.stored();
+        let stored = sqlx::query(
+            "INSERT INTO bid_requests (bidder, idempotency_key, bid_id, fingerprint, status_code, response)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (bidder, idempotency_key) DO NOTHING",
+        )
+        .bind(bidder.account.0)
+        .bind(key.as_str())
+        .bind(BidId::new().0)
+        .bind(fingerprint)
+        .bind(i16::try_from(answer.status).unwrap_or(500))
+        .bind(&answer.body)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((stored == 1).then_some(answer))
     }
 
     /// The stored answer of a request already decided under `key`.

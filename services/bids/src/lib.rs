@@ -15,6 +15,7 @@ pub mod changes;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod known;
 pub mod metrics;
 pub mod ratelimit;
 pub mod releases;
@@ -81,6 +82,7 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
         releases: Arc::default(),
         hooks,
         stripes: engine::stripes(),
+        known: known::Known::default(),
     });
     gavel_common::db::watch_pool(&metrics, &pool);
     let readiness = Readiness::default()

@@ -342,3 +342,52 @@ async fn a_bid_in_the_snipe_window_extends_the_end_and_buy_now_closes_at_once() 
     assert_eq!(after.1["code"], "closed");
     engine.stop().await;
 }
+
+/// Issue 19: a bid certainly below the minimum of a lot this replica has seen bid on is refused
+/// without the lot's queue or row — here while another transaction holds the row — with the same
+/// answer the full path gives, stored under its key so a retry replays it.
+#[tokio::test]
+async fn a_bid_certainly_too_low_is_refused_without_waiting_for_the_lot() {
+    let world = world(Duration::from_secs(3600)).await;
+    let engine = world.engine().await;
+    let lot = world.create_lot(&engine, rules(), AccountId::new()).await;
+    let (leader, late) = (
+        world.bidder("1000000000000000000").await,
+        world.bidder("1000000000000000000").await,
+    );
+    let (status, body, _) = world.bid(&engine, &leader, lot, "lead", 300, None).await;
+    assert_eq!(status, 201, "{body}");
+    // The full path's answer for a bid below the minimum (310).
+    let (status, full, _) = world.bid(&engine, &late, lot, "low-1", 305, None).await;
+    assert_eq!(
+        (status, full["code"].as_str()),
+        (409, Some("too_low")),
+        "{full}"
+    );
+
+    let mut holder = world.db.pool.begin().await.expect("a transaction");
+    sqlx::query(&format!(
+        "SELECT 1 FROM lots WHERE lot_id = '{lot}' FOR UPDATE"
+    ))
+    .execute(&mut *holder)
+    .await
+    .expect("the row lock");
+    let quick = tokio::time::timeout(DEADLINE, world.bid(&engine, &late, lot, "low-2", 305, None))
+        .await
+        .expect("answered while the lot's row is locked");
+    assert_eq!((quick.0, &quick.1, quick.2), (409, &full, false));
+    let replay = world.bid(&engine, &late, lot, "low-2", 305, None).await;
+    assert_eq!((replay.0, &replay.1, replay.2), (409, &full, true));
+    let reused = world.bid(&engine, &late, lot, "low-2", 400, None).await;
+    assert_eq!(reused.1["code"].as_str(), Some("idempotency_key_reused"));
+    holder.rollback().await.expect("released");
+
+    // At the minimum, the engine decides under the lock as always.
+    let (status, body, _) = world.bid(&engine, &late, lot, "at-min", 310, None).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (201, Some("accepted")),
+        "{body}"
+    );
+    engine.stop().await;
+}
