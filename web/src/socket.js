@@ -593,7 +593,8 @@ export class LiveSocket extends Emitter {
 
   #onBidError(frame) {
     const bid = this.#bids.get(frame.id);
-    if (frame.code === 'upstream_unavailable' && bid.retries < UPSTREAM_RETRIES) {
+    const retryable = frame.code === 'upstream_unavailable' || frame.code === 'engine_busy';
+    if (retryable && bid.retries < UPSTREAM_RETRIES) {
       // The same id again is safe: the first answer, never a second bid.
       bid.retries += 1;
       bid.sent = false;

@@ -16,7 +16,12 @@ pub fn histogram<T: Counter>() -> Histogram<T> {
 /// Refusals that never reached the lot's serialisation: the gateway's own (a connection's bids in
 /// flight, `bids` unreachable) and the bidder's rate limit. Everything else was decided by the
 /// engine's rules (accepted, too low, closed, …).
-pub const NOT_DECIDED: [&str; 3] = ["too_many_bids", "upstream_unavailable", "rate_limited"];
+pub const NOT_DECIDED: [&str; 4] = [
+    "too_many_bids",
+    "upstream_unavailable",
+    "engine_busy",
+    "rate_limited",
+];
 
 /// What every connection reports as it happens (behind one lock: a few thousand answers a
 /// second; the watchers' deliveries only from a sample of them).

@@ -54,6 +54,14 @@ pub struct UpstreamConfig {
     /// The largest request body forwarded (a photo upload at `lots`' limit, with its framing).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Bids this gateway has waiting on `bids` at once; one more is answered `engine_busy` at
+    /// once instead of opening yet another connection to an engine that is already behind.
+    #[serde(default = "default_max_bids_in_flight")]
+    pub max_bids_in_flight: usize,
+}
+
+fn default_max_bids_in_flight() -> usize {
+    256
 }
 
 fn default_timeout() -> Duration {

@@ -59,7 +59,11 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         .map_err(|e| StartError::new("connecting to Redis", e))?;
     let edge = Edge::new(config.edge.clone(), cache.clone());
     let upstreams = Upstreams::new(config.upstream.clone())
-        .map_err(|e| StartError::new("creating the HTTP client", e))?;
+        .map_err(|e| StartError::new("creating the HTTP client", e))?
+        .with_bid_metrics(
+            gateway_metrics.bids_waiting.clone(),
+            gateway_metrics.bids_busy.clone(),
+        );
     let replica = if config.gateway.replica_id.is_empty() {
         uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
     } else {

@@ -309,6 +309,7 @@ mod tests {
             notifier: None,
             timeout: Duration::from_secs(1),
             max_body_bytes: 1024,
+            max_bids_in_flight: 4,
         };
         LotLog::new(
             Upstreams::new(config).expect("a client"),

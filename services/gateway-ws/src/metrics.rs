@@ -27,6 +27,10 @@ pub struct GatewayMetrics {
     /// Events received from the broker.
     pub received: IntCounter,
     pub closes: IntCounterVec,
+    /// Bids this replica has waiting on `bids`.
+    pub bids_waiting: IntGauge,
+    /// Bids turned away with `engine_busy`.
+    pub bids_busy: IntCounter,
 }
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -55,6 +59,15 @@ impl GatewayMetrics {
                 "ws_broker_events_total",
                 "Auction events received from the broker.",
             ),
+            bids_waiting: IntGauge::new(
+                "ws_bids_waiting",
+                "Bids this replica has waiting on bids (at most upstream.max_bids_in_flight).",
+            )
+            .expect("static metric definition is valid"),
+            bids_busy: counter(
+                "ws_bids_engine_busy_total",
+                "Bids turned away at once because upstream.max_bids_in_flight were waiting.",
+            ),
             closes: gavel_common::metrics::counter_vec(
                 "ws_closes_total",
                 "Connections ended, by reason.",
@@ -69,6 +82,8 @@ impl GatewayMetrics {
         metrics.register(this.catch_ups.clone());
         metrics.register(this.received.clone());
         metrics.register(this.closes.clone());
+        metrics.register(this.bids_waiting.clone());
+        metrics.register(this.bids_busy.clone());
         this
     }
 }

@@ -348,6 +348,10 @@ impl Session {
                 Ok(BidOutcome::Refused { status, problem }) => {
                     refused_bid(&bid.id, status, problem)
                 }
+                Err(UpstreamError::Busy { .. }) => json!({
+                    "type": "error", "id": bid.id, "code": "engine_busy",
+                    "message": "the auction engine is busy; send the same bid again in a moment",
+                }),
                 Err(error) => {
                     warn!(error = %gavel_common::error_chain(&error), "placing a bid failed");
                     json!({

@@ -2,6 +2,7 @@
 //! browser's REST calls.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use gavel_common::problem::Problem;
 use gavel_messaging::Envelope;
 use gavel_types::LotId;
+use prometheus::{IntCounter, IntGauge};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use crate::config::UpstreamConfig;
 use crate::edge::Edge;
@@ -33,6 +36,15 @@ pub enum UpstreamError {
     Status {
         service: &'static str,
         status: StatusCode,
+    },
+    /// `upstream.max_bids_in_flight` bids already wait on `bids`.
+    #[error("{service} already has {limit} bids in flight from this gateway")]
+    Busy { service: &'static str, limit: usize },
+    /// An answer that lacks what it must carry.
+    #[error("{service} answered without {what}")]
+    Malformed {
+        service: &'static str,
+        what: &'static str,
     },
     /// A shared call (see [`crate::log`]) failed for everyone who waited on it.
     #[error("{service} call failed: {message}")]
@@ -62,10 +74,30 @@ pub enum BidOutcome {
     Refused { status: u16, problem: Value },
 }
 
+/// Counts one bid in `ws_bids_waiting` while it lives.
+struct Waiting<'a>(&'a IntGauge);
+
+impl<'a> Waiting<'a> {
+    fn new(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Upstreams {
     http: reqwest::Client,
     config: UpstreamConfig,
+    /// One permit per bid waiting on `bids`: each holds one HTTP/1 connection.
+    bids_in_flight: Arc<Semaphore>,
+    /// `ws_bids_waiting` and `ws_bids_engine_busy_total`, when metrics are kept.
+    bid_metrics: Option<(IntGauge, IntCounter)>,
 }
 
 impl Upstreams {
@@ -74,7 +106,19 @@ impl Upstreams {
             .connect_timeout(Duration::from_secs(3))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        Ok(Self { http, config })
+        let bids_in_flight = Arc::new(Semaphore::new(config.max_bids_in_flight.max(1)));
+        Ok(Self {
+            http,
+            config,
+            bids_in_flight,
+            bid_metrics: None,
+        })
+    }
+
+    /// Counts bids waiting on `bids` in `waiting` and those turned away in `busy`.
+    pub fn with_bid_metrics(mut self, waiting: IntGauge, busy: IntCounter) -> Self {
+        self.bid_metrics = Some((waiting, busy));
+        self
     }
 
     fn bids_url(&self, path: &str) -> String {
@@ -108,7 +152,10 @@ impl Upstreams {
             }
         }
         let lot: Value = response.json().await.map_err(Self::unreachable)?;
-        let sequence = lot["sequence"].as_i64().unwrap_or(0);
+        let sequence = lot["sequence"].as_i64().ok_or(UpstreamError::Malformed {
+            service: "bids",
+            what: "the lot's sequence",
+        })?;
         Ok(Some(Snapshot { sequence, lot }))
     }
 
@@ -147,6 +194,21 @@ impl Upstreams {
         token: &str,
         bid: &protocol::Bid,
     ) -> Result<BidOutcome, UpstreamError> {
+        // Past the bound the engine is behind: say so now rather than queue another
+        // connection behind it (the client resends the same bid id later).
+        let Ok(_permit) = self.bids_in_flight.try_acquire() else {
+            if let Some((_, busy)) = &self.bid_metrics {
+                busy.inc();
+            }
+            return Err(UpstreamError::Busy {
+                service: "bids",
+                limit: self.config.max_bids_in_flight,
+            });
+        };
+        let _waiting = self
+            .bid_metrics
+            .as_ref()
+            .map(|(waiting, _)| Waiting::new(waiting));
         let mut body = json!({"amount": bid.amount});
         if let Some(max) = bid.max_amount {
             body["max_amount"] = json!(max);

@@ -244,3 +244,96 @@ async fn bad_input_gets_an_error_or_a_documented_close() {
     bystander.send(json!({"type": "ping"})).await;
     bystander.expect("pong").await;
 }
+
+/// Issue 19: when `bids` is behind, a gateway keeps at most `upstream.max_bids_in_flight` bids
+/// waiting on it and turns the next one away at once (`engine_busy`), instead of opening one more
+/// connection per waiting bid until the connects time out. Nothing is lost: the waiting bids are
+/// answered once `bids` catches up, and the turned-away one succeeds when sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bids_beyond_the_gateways_bound_are_turned_away_at_once_while_bids_is_behind() {
+    let world = world().await;
+    let gateway = world
+        .gateway(&[("GAVEL_UPSTREAM__MAX_BIDS_IN_FLIGHT", "2")])
+        .await;
+    let lot = world.open_lot().await;
+    let bidders = [
+        world.bidder().await,
+        world.bidder().await,
+        world.bidder().await,
+    ];
+    let mut clients = Vec::new();
+    for bidder in &bidders {
+        let mut client = Client::connect(&gateway.ws).await;
+        client
+            .send(json!({"type": "auth", "token": bidder.token}))
+            .await;
+        client.expect("authenticated").await;
+        clients.push(client);
+    }
+
+    // `bids` is behind: the lot's row is locked, so bids for it wait.
+    let mut holder = world.inner.db.pool.begin().await.expect("a transaction");
+    sqlx::query(&format!(
+        "SELECT 1 FROM lots WHERE lot_id = '{lot}' FOR UPDATE"
+    ))
+    .execute(&mut *holder)
+    .await
+    .expect("the row lock");
+    for (index, client) in clients.iter_mut().take(2).enumerate() {
+        let amount = (100 + 10 * index).to_string();
+        client
+            .send(
+                json!({"type": "bid", "id": format!("w-{index}"), "lot_id": lot, "amount": amount}),
+            )
+            .await;
+    }
+    // Both wait on bids before the third is sent.
+    gavel_test_support::wait_until_async("two bids waiting on bids", common::DEADLINE, || async {
+        gateway.metric("gavel_ws_bids_waiting").await >= 2.0
+    })
+    .await;
+    clients[2]
+        .send(json!({"type": "bid", "id": "third", "lot_id": lot, "amount": "500"}))
+        .await;
+    let busy = clients[2].expect("error").await;
+    assert_eq!(
+        (busy["code"].as_str(), busy["id"].as_str()),
+        (Some("engine_busy"), Some("third")),
+        "{busy}"
+    );
+
+    holder.rollback().await.expect("released");
+    // Each waiting bid gets its answer: placed, or too low if the other one went first.
+    let mut placed = 0;
+    for client in clients.iter_mut().take(2) {
+        let answer = loop {
+            match client.recv().await {
+                Incoming::Json(value)
+                    if value["type"] == "bid_result" || value["type"] == "error" =>
+                {
+                    break value;
+                }
+                Incoming::Json(_) => {}
+                Incoming::Closed(code) => panic!("closed ({code:?}) before the answer"),
+            }
+        };
+        if answer["type"] == "bid_result" {
+            assert_eq!(answer["status"], 201, "{answer}");
+            placed += 1;
+        } else {
+            assert_eq!(answer["code"], "too_low", "{answer}");
+        }
+    }
+    assert!(placed >= 1);
+    clients[2]
+        .send(json!({"type": "bid", "id": "third", "lot_id": lot, "amount": "500"}))
+        .await;
+    let answer = clients[2].until("bid_result", |_| true).await;
+    assert_eq!(
+        (answer["status"].as_u64(), answer["replayed"].as_bool()),
+        (Some(201), Some(false)),
+        "{answer}"
+    );
+    assert_eq!(gateway.metric("gavel_ws_bids_engine_busy_total").await, 1.0);
+    assert_eq!(gateway.metric("gavel_ws_bids_waiting").await, 0.0);
+}

@@ -526,6 +526,8 @@ export function lotView(container, { id }) {
         return 'Your previous bids are still being answered: wait a moment.';
       case 'upstream_unavailable':
         return 'The auction service cannot be reached right now: try again in a moment.';
+      case 'engine_busy':
+        return 'The auction service is very busy: try again in a moment.';
       case 'holds_unavailable':
         return 'Your funds cannot be checked right now: try again in a moment.';
       case 'busy':
