@@ -168,3 +168,18 @@ test('a refused bid rejects with the error code and its details', async () => {
   await assert.rejects(answer, (error) => error.code === 'too_low' && error.frame.minimum === '30');
   await assert.rejects(new LiveSocket({ url: 'x', getToken: () => null }).bid({ lotId: LOT, amount: '1' }), (error) => error.code === 'unauthorized');
 });
+
+test('a bid turned away as engine_busy is sent again with the same id after a pause', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { socket, ws } = connect('token-1');
+  ws.receive({ type: 'authenticated', account_id: 'a', wallet: '0x', expires_at: 'x' });
+  const answer = socket.bid({ lotId: LOT, amount: '40' });
+  const [first] = ws.frames('bid');
+  ws.receive({ type: 'error', id: first.id, code: 'engine_busy', message: 'busy' });
+  assert.equal(ws.frames('bid').length, 1, 'not at once');
+  t.mock.timers.tick(1_000);
+  const [, again] = ws.frames('bid');
+  assert.deepEqual(again, first);
+  ws.receive({ type: 'bid_result', id: first.id, status: 201, result: { result: 'accepted', price: '40' } });
+  assert.equal((await answer).status, 201);
+});
