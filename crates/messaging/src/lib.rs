@@ -7,6 +7,7 @@
 //! - [`topology`]: the exchanges and queues, declared idempotently by whoever needs them.
 //! - [`outbox`]: writing events inside the business transaction, and the relay that publishes
 //!   them with publisher confirms.
+//! - [`parked`]: listing and replaying dead-lettered and unrouted messages (the operator's tool).
 //! - [`consumer`]: handling events exactly once: handler and inbox row in one transaction, ack
 //!   after commit, retries with backoff, then the dead-letter queue.
 //!
@@ -18,6 +19,7 @@ pub mod config;
 pub mod consumer;
 pub mod envelope;
 pub mod outbox;
+pub mod parked;
 pub mod topology;
 
 pub use broker::Broker;
