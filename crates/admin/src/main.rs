@@ -125,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let config: Config = gavel_common::config::load().context("reading the broker's settings")?;
     let command = parse(&args, &config.broker.exchange)?;
+    let inbox_retention = config.broker.inbox_retention;
     let broker = Broker::new(config.broker, "gavel-admin");
     match command {
         Command::List { parking, limit } => {
@@ -150,6 +151,20 @@ async fn main() -> anyhow::Result<()> {
                 parking.queue(),
                 done.left
             );
+            if let Some(oldest) = done.oldest
+                && chrono::Utc::now()
+                    .signed_duration_since(oldest)
+                    .to_std()
+                    .unwrap_or_default()
+                    > inbox_retention
+            {
+                println!(
+                    "warning: an event from {} was replayed; consumers forget handled events after \
+                     broker.inbox_retention ({} days), so one that handled it before may handle it again",
+                    oldest.to_rfc3339(),
+                    inbox_retention.as_secs() / 86_400
+                );
+            }
             if only.is_some() && done.replayed == 0 {
                 bail!("no message with that event id waits in {}", parking.queue());
             }

@@ -34,6 +34,15 @@ pub struct BrokerConfig {
     /// with; changing it on an existing broker needs the queues drained and deleted first.
     #[serde(default)]
     pub queue_type: QueueType,
+    /// Published outbox rows are kept this long for inspection, then deleted.
+    #[serde(default = "default_outbox_retention", with = "humantime_serde")]
+    pub outbox_retention: Duration,
+    /// Inbox rows (the events a consumer has handled) are kept this long, then deleted. An event
+    /// redelivered or replayed after that is no longer recognised as handled, so keep it well
+    /// beyond the longest a message can wait: the retry delays plus the time an operator may
+    /// take to replay a dead-lettered one.
+    #[serde(default = "default_inbox_retention", with = "humantime_serde")]
+    pub inbox_retention: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -80,6 +89,14 @@ fn default_max_backoff() -> Duration {
     Duration::from_secs(10)
 }
 
+fn default_outbox_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn default_inbox_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+
 impl BrokerConfig {
     /// The defaults for everything but the URL.
     pub fn new(url: SecretUrl) -> Self {
@@ -92,6 +109,8 @@ impl BrokerConfig {
             relay_poll_interval: default_poll(),
             reconnect_max_backoff: default_max_backoff(),
             queue_type: QueueType::default(),
+            outbox_retention: default_outbox_retention(),
+            inbox_retention: default_inbox_retention(),
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use gavel_common::metrics::Metrics;
@@ -176,6 +177,12 @@ impl<H: Handler> Consumer<H> {
     /// Consumes until cancelled, reconnecting whenever the broker goes away. A delivery being
     /// handled when cancellation arrives is finished first.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), BoxError> {
+        let retention = tokio::spawn(keep_inbox_pruned(
+            self.pool.clone(),
+            self.name.clone(),
+            self.broker.config().inbox_retention,
+            cancel.clone(),
+        ));
         let mut backoff = Backoff::new(self.broker.config().reconnect_max_backoff);
         while !cancel.is_cancelled() {
             match self.consume(&cancel, &mut backoff).await {
@@ -186,6 +193,7 @@ impl<H: Handler> Consumer<H> {
                 }
             }
         }
+        let _ = retention.await;
         info!(consumer = %self.name, "consumer stopped");
         Ok(())
     }
@@ -370,6 +378,56 @@ impl<H: Handler> Consumer<H> {
         match confirmation {
             Confirmation::Ack(_) => Ok(()),
             Confirmation::Nack(_) | Confirmation::NotRequested => Err(ConsumeError::Refused),
+        }
+    }
+}
+
+/// How often a consumer deletes its inbox rows past `broker.inbox_retention`.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes `consumer`'s inbox rows handled more than `older_than` ago, a batch at a time so no
+/// statement holds many locks; returns how many.
+pub async fn prune_inbox(
+    pool: &PgPool,
+    consumer: &str,
+    older_than: Duration,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM inbox WHERE ctid IN (
+                 SELECT ctid FROM inbox WHERE consumer = $1 AND handled_at < now() - $2 LIMIT 10000)",
+        )
+        .bind(consumer)
+        .bind(older_than)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        total += deleted;
+        if deleted < 10_000 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Prunes the inbox at start and every hour until cancelled.
+async fn keep_inbox_pruned(
+    pool: PgPool,
+    consumer: String,
+    older_than: Duration,
+    cancel: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(PRUNE_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match prune_inbox(&pool, &consumer, older_than).await {
+            Ok(0) => {}
+            Ok(deleted) => info!(%consumer, deleted, "deleted inbox rows past their retention"),
+            Err(error) => warn!(%consumer, %error, "cannot prune the inbox; trying again later"),
         }
     }
 }

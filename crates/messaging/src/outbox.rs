@@ -28,8 +28,6 @@ use crate::envelope::Envelope;
 
 /// The channel on which a commit that wrote outbox rows wakes the relays.
 const NOTIFY_CHANNEL: &str = "gavel_outbox";
-/// Published rows are kept this long for inspection, then deleted.
-const RETENTION: &str = "7 days";
 const CLEANUP_EVERY: Duration = Duration::from_secs(600);
 
 /// Writes `envelope` to the outbox inside the caller's transaction.
@@ -321,11 +319,11 @@ impl Relay {
     }
 
     async fn cleanup(&self) {
-        let deleted = sqlx::query(&format!(
-            "DELETE FROM outbox WHERE published_at < now() - interval '{RETENTION}'"
-        ))
-        .execute(&self.pool)
-        .await;
+        // Kept `broker.outbox_retention` for inspection, then deleted.
+        let deleted = sqlx::query("DELETE FROM outbox WHERE published_at < now() - $1")
+            .bind(self.broker.config().outbox_retention)
+            .execute(&self.pool)
+            .await;
         if let Err(error) = deleted {
             warn!(%error, "cannot delete old outbox rows");
         }

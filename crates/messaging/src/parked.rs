@@ -73,6 +73,9 @@ pub struct Replayed {
     pub replayed: usize,
     /// Parked messages left where they were (not chosen).
     pub left: usize,
+    /// When the oldest replayed event happened: one older than the consumers' inbox retention
+    /// may be handled a second time.
+    pub oldest: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn header<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a AMQPValue> {
@@ -170,9 +173,8 @@ pub async fn replay(
             break;
         };
         let delivery = message.delivery;
-        let id = serde_json::from_slice::<Envelope>(&delivery.data)
-            .ok()
-            .map(|event| event.id);
+        let event = serde_json::from_slice::<Envelope>(&delivery.data).ok();
+        let id = event.as_ref().map(|event| event.id);
         if only.is_some_and(|only| id != Some(only)) {
             // Left unacknowledged: the channel's close puts it back.
             done.left += 1;
@@ -208,6 +210,12 @@ pub async fn replay(
         }
         delivery.acker.ack(BasicAckOptions::default()).await?;
         done.replayed += 1;
+        if let Some(event) = event {
+            done.oldest = Some(
+                done.oldest
+                    .map_or(event.occurred_at, |oldest| oldest.min(event.occurred_at)),
+            );
+        }
     }
     channel.close(200, "replayed".into()).await?;
     Ok(done)
