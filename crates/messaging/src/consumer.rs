@@ -193,7 +193,8 @@ impl<H: Handler> Consumer<H> {
                 }
             }
         }
-        let _ = retention.await;
+        // A prune in progress is only a delete: stopping mid-way loses nothing.
+        retention.abort();
         info!(consumer = %self.name, "consumer stopped");
         Ok(())
     }
@@ -394,9 +395,11 @@ pub async fn prune_inbox(
 ) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
+        // Oldest first, through the `(consumer, handled_at)` index.
         let deleted = sqlx::query(
             "DELETE FROM inbox WHERE ctid IN (
-                 SELECT ctid FROM inbox WHERE consumer = $1 AND handled_at < now() - $2 LIMIT 10000)",
+                 SELECT ctid FROM inbox WHERE consumer = $1 AND handled_at < now() - $2
+                 ORDER BY handled_at LIMIT 10000)",
         )
         .bind(consumer)
         .bind(older_than)

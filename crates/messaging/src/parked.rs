@@ -1,14 +1,18 @@
 //! The operator's side of the dead-letter queues: what waits in a consumer's `C.dlq` (or in
 //! `gavel.unrouted`), and putting it back.
 //!
-//! - [`list`] reads up to `limit` messages without taking them: it never acknowledges, and closing
-//!   its channel returns every one to the queue.
+//! - [`list`] reads up to `limit` messages and puts each back at the end of its queue.
 //! - [`replay`] moves messages (all, or the one with a given event id) back where they can be
 //!   handled: a dead-lettered event to its consumer's own queue with its attempt count reset, an
 //!   unrouted one to the events exchange under its routing key (now that something may be bound).
-//!   Each is published with a publisher confirm before it is acknowledged in the parking queue,
-//!   so a crash in between duplicates at worst, which every consumer's inbox ignores. Messages not
-//!   chosen go back to the parking queue untouched.
+//!
+//! A message is never handed back with a negative acknowledgement or a closed channel: on a
+//! quorum queue (the production profile) every such return counts as a delivery, and past the
+//! queue's delivery limit (20 by default in RabbitMQ 4) the message would be dropped. Instead each
+//! is published again — to the end of the same queue, or to where it is replayed — with a
+//! publisher confirm, and only then acknowledged. A crash in between duplicates at worst, which
+//! every consumer's inbox ignores. Listing every message of a queue keeps their order; listing
+//! fewer moves the ones shown behind the others.
 
 use lapin::Confirmation;
 use lapin::options::{
@@ -24,8 +28,29 @@ use crate::consumer::{ATTEMPT_HEADER, ERROR_HEADER};
 use crate::envelope::Envelope;
 use crate::topology;
 
-/// Set on a replayed message: when, and from which queue.
+/// Set on a replayed message: the queue it was parked in.
 pub const REPLAYED_HEADER: &str = "x-gavel-replayed-from";
+/// The routing key a parked message first arrived with, kept when listing moves it within its
+/// queue (which changes the key it carries).
+pub const ROUTING_KEY_HEADER: &str = "x-gavel-routing-key";
+
+/// The routing key `delivery` first arrived with.
+fn original_routing_key(delivery: &lapin::message::Delivery) -> String {
+    match header(delivery.properties.headers().as_ref(), ROUTING_KEY_HEADER) {
+        Some(AMQPValue::LongString(key)) => String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        _ => delivery.routing_key.to_string(),
+    }
+}
+
+/// `delivery`'s headers, with its original routing key recorded.
+fn headers_keeping_key(delivery: &lapin::message::Delivery) -> FieldTable {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        ShortString::from(ROUTING_KEY_HEADER),
+        AMQPValue::LongString(original_routing_key(delivery).into_bytes().into()),
+    );
+    headers
+}
 
 /// Where parked messages wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +131,7 @@ fn parked(delivery: &lapin::message::Delivery) -> Parked {
     Parked {
         event,
         raw,
-        routing_key: delivery.routing_key.to_string(),
+        routing_key: original_routing_key(delivery),
         attempts,
         error,
     }
@@ -127,13 +152,52 @@ async fn depth(channel: &Channel, queue: &str) -> Result<u32, lapin::Error> {
     Ok(declared.message_count())
 }
 
-/// Up to `limit` parked messages, oldest first, left in place.
+/// Publishes a copy of `delivery` to `routing_key` through `exchange` with `headers`, waits for
+/// the broker's confirm, then acknowledges the original.
+async fn move_message(
+    channel: &Channel,
+    delivery: &lapin::message::Delivery,
+    exchange: &str,
+    routing_key: &str,
+    headers: FieldTable,
+) -> Result<(), ParkedError> {
+    let properties: BasicProperties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    let confirmation = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            properties,
+        )
+        .await?
+        .await?;
+    if !matches!(confirmation, Confirmation::Ack(_)) {
+        return Err(ParkedError::NotConfirmed);
+    }
+    delivery.acker.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+async fn confirming_channel(broker: &Broker) -> Result<Channel, ParkedError> {
+    let channel = broker.channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// Up to `limit` parked messages, oldest first; each goes back to the end of its queue.
 pub async fn list(
     broker: &Broker,
     parking: &Parking,
     limit: usize,
 ) -> Result<Vec<Parked>, ParkedError> {
-    let channel = broker.channel().await?;
+    let channel = confirming_channel(broker).await?;
     let queue = parking.queue();
     let waiting = depth(&channel, &queue).await? as usize;
     let mut found = Vec::new();
@@ -144,9 +208,11 @@ pub async fn list(
         else {
             break;
         };
-        found.push(parked(&message.delivery));
+        let delivery = message.delivery;
+        found.push(parked(&delivery));
+        let headers = headers_keeping_key(&delivery);
+        move_message(&channel, &delivery, "", &queue, headers).await?;
     }
-    // Never acknowledged: closing the channel puts every one back.
     channel.close(200, "listed".into()).await?;
     Ok(found)
 }
@@ -157,10 +223,7 @@ pub async fn replay(
     parking: &Parking,
     only: Option<Uuid>,
 ) -> Result<Replayed, ParkedError> {
-    let channel = broker.channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
+    let channel = confirming_channel(broker).await?;
     let queue = parking.queue();
     // Only what waits now: a message that fails again while this runs is not taken twice.
     let waiting = depth(&channel, &queue).await?;
@@ -175,40 +238,23 @@ pub async fn replay(
         let delivery = message.delivery;
         let event = serde_json::from_slice::<Envelope>(&delivery.data).ok();
         let id = event.as_ref().map(|event| event.id);
+        let mut headers = headers_keeping_key(&delivery);
         if only.is_some_and(|only| id != Some(only)) {
-            // Left unacknowledged: the channel's close puts it back.
+            // Not chosen: back to the end of the parking queue, as it was.
+            move_message(&channel, &delivery, "", &queue, headers).await?;
             done.left += 1;
             continue;
         }
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert(ShortString::from(ATTEMPT_HEADER), AMQPValue::LongUInt(0));
         headers.insert(
             ShortString::from(REPLAYED_HEADER),
             AMQPValue::LongString(queue.as_bytes().to_vec().into()),
         );
-        let properties: BasicProperties = delivery
-            .properties
-            .clone()
-            .with_headers(headers)
-            .with_delivery_mode(2);
         let (exchange, routing_key) = match parking {
             Parking::DeadLetters { consumer } => (String::new(), consumer.clone()),
-            Parking::Unrouted { exchange } => (exchange.clone(), delivery.routing_key.to_string()),
+            Parking::Unrouted { exchange } => (exchange.clone(), original_routing_key(&delivery)),
         };
-        let confirmation = channel
-            .basic_publish(
-                exchange.as_str().into(),
-                routing_key.as_str().into(),
-                BasicPublishOptions::default(),
-                &delivery.data,
-                properties,
-            )
-            .await?
-            .await?;
-        if !matches!(confirmation, Confirmation::Ack(_)) {
-            return Err(ParkedError::NotConfirmed);
-        }
-        delivery.acker.ack(BasicAckOptions::default()).await?;
+        move_message(&channel, &delivery, &exchange, &routing_key, headers).await?;
         done.replayed += 1;
         if let Some(event) = event {
             done.oldest = Some(

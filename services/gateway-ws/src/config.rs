@@ -58,10 +58,18 @@ pub struct UpstreamConfig {
     /// once instead of opening yet another connection to an engine that is already behind.
     #[serde(default = "default_max_bids_in_flight")]
     pub max_bids_in_flight: usize,
+    /// Of those, at most this many for one lot: a hot lot queueing in `bids` cannot take every
+    /// slot from the bids for other lots, which `bids` answers at once.
+    #[serde(default = "default_max_bids_in_flight_per_lot")]
+    pub max_bids_in_flight_per_lot: usize,
 }
 
 fn default_max_bids_in_flight() -> usize {
     256
+}
+
+fn default_max_bids_in_flight_per_lot() -> usize {
+    64
 }
 
 fn default_timeout() -> Duration {

@@ -310,6 +310,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_body_bytes: 1024,
             max_bids_in_flight: 4,
+            max_bids_in_flight_per_lot: 2,
         };
         LotLog::new(
             Upstreams::new(config).expect("a client"),

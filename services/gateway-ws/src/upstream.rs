@@ -1,8 +1,9 @@
 //! The services behind the gateway: the `bids` calls the sessions make, and the forwarding of the
 //! browser's REST calls.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -90,12 +91,44 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// One bid's place in its lot's count of bids waiting on `bids`.
+struct LotSlot<'a> {
+    counts: &'a Mutex<HashMap<LotId, usize>>,
+    lot: LotId,
+}
+
+impl<'a> LotSlot<'a> {
+    fn take(counts: &'a Mutex<HashMap<LotId, usize>>, lot: LotId, limit: usize) -> Option<Self> {
+        let mut map = counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = map.entry(lot).or_default();
+        if *count >= limit.max(1) {
+            return None;
+        }
+        *count += 1;
+        Some(Self { counts, lot })
+    }
+}
+
+impl Drop for LotSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = map.get_mut(&self.lot) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.lot);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Upstreams {
     http: reqwest::Client,
     config: UpstreamConfig,
     /// One permit per bid waiting on `bids`: each holds one HTTP/1 connection.
     bids_in_flight: Arc<Semaphore>,
+    /// Bids waiting on `bids`, per lot.
+    per_lot: Arc<Mutex<HashMap<LotId, usize>>>,
     /// `ws_bids_waiting` and `ws_bids_engine_busy_total`, when metrics are kept.
     bid_metrics: Option<(IntGauge, IntCounter)>,
 }
@@ -111,6 +144,7 @@ impl Upstreams {
             http,
             config,
             bids_in_flight,
+            per_lot: Arc::default(),
             bid_metrics: None,
         })
     }
@@ -196,7 +230,14 @@ impl Upstreams {
     ) -> Result<BidOutcome, UpstreamError> {
         // Past the bound the engine is behind: say so now rather than queue another
         // connection behind it (the client resends the same bid id later).
-        let Ok(_permit) = self.bids_in_flight.try_acquire() else {
+        let (Ok(_permit), Some(_lot_slot)) = (
+            self.bids_in_flight.try_acquire(),
+            LotSlot::take(
+                &self.per_lot,
+                bid.lot_id,
+                self.config.max_bids_in_flight_per_lot,
+            ),
+        ) else {
             if let Some((_, busy)) = &self.bid_metrics {
                 busy.inc();
             }

@@ -337,3 +337,56 @@ async fn bids_beyond_the_gateways_bound_are_turned_away_at_once_while_bids_is_be
     assert_eq!(gateway.metric("gavel_ws_bids_engine_busy_total").await, 1.0);
     assert_eq!(gateway.metric("gavel_ws_bids_waiting").await, 0.0);
 }
+
+/// A hot lot whose bids queue in `bids` takes at most `upstream.max_bids_in_flight_per_lot` of
+/// the gateway's slots: a bid for another lot still goes through at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lot_queueing_in_bids_cannot_take_the_slots_of_other_lots() {
+    let world = world().await;
+    let gateway = world
+        .gateway(&[
+            ("GAVEL_UPSTREAM__MAX_BIDS_IN_FLIGHT", "10"),
+            ("GAVEL_UPSTREAM__MAX_BIDS_IN_FLIGHT_PER_LOT", "2"),
+        ])
+        .await;
+    let (hot, calm) = (world.open_lot().await, world.open_lot().await);
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let bidder = world.bidder().await;
+        let mut client = Client::connect(&gateway.ws).await;
+        client
+            .send(json!({"type": "auth", "token": bidder.token}))
+            .await;
+        client.expect("authenticated").await;
+        clients.push(client);
+    }
+    let mut holder = world.inner.db.pool.begin().await.expect("a transaction");
+    sqlx::query(&format!(
+        "SELECT 1 FROM lots WHERE lot_id = '{hot}' FOR UPDATE"
+    ))
+    .execute(&mut *holder)
+    .await
+    .expect("the row lock");
+    for (index, client) in clients.iter_mut().take(2).enumerate() {
+        client
+            .send(json!({"type": "bid", "id": format!("hot-{index}"), "lot_id": hot, "amount": (100 + 10 * index).to_string()}))
+            .await;
+    }
+    gavel_test_support::wait_until_async(
+        "two bids waiting on the hot lot",
+        common::DEADLINE,
+        || async { gateway.metric("gavel_ws_bids_waiting").await >= 2.0 },
+    )
+    .await;
+    clients[2]
+        .send(json!({"type": "bid", "id": "hot-2", "lot_id": hot, "amount": "500"}))
+        .await;
+    assert_eq!(clients[2].expect("error").await["code"], "engine_busy");
+    // The calm lot is answered while the hot one is still stuck.
+    clients[3]
+        .send(json!({"type": "bid", "id": "calm", "lot_id": calm, "amount": "100"}))
+        .await;
+    let answer = clients[3].until("bid_result", |_| true).await;
+    assert_eq!(answer["status"], 201, "{answer}");
+    holder.rollback().await.expect("released");
+}

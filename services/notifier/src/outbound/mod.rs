@@ -127,13 +127,13 @@ impl Sender {
         let mut chats = ChatLimits::new(&self.config);
         let mut batch: Vec<Message> = Vec::new();
         let mut in_flight: JoinSet<Result<(Message, Attempt), sqlx::Error>> = JoinSet::new();
-        let mut busy_chats: HashSet<i64> = HashSet::new();
+        let mut flights = Flights::default();
         let photos = Photos::new(self.pool.clone(), self.lots_url.clone())?;
         let mut refetch = true;
         loop {
             while let Some(done) = in_flight.try_join_next() {
                 let (message, attempt) = done??;
-                busy_chats.remove(&message.chat_id);
+                flights.landed(&message);
                 self.settle(&message, attempt, &pace, &mut chats, &mut batch)
                     .await?;
             }
@@ -158,6 +158,8 @@ impl Sender {
                 )
                 .fetch_all(&self.pool)
                 .await?;
+                // A message in flight is still `pending` until its turn claims it: not twice.
+                batch.retain(|message| !flights.ids.contains(&message.id));
                 refetch = false;
             }
             let now = Instant::now();
@@ -167,8 +169,7 @@ impl Sender {
                     None
                 } else {
                     batch.iter().position(|message| {
-                        !busy_chats.contains(&message.chat_id)
-                            && chats.ready_at(message.chat_id, now) <= now
+                        flights.may_go(message) && chats.ready_at(message.chat_id, now) <= now
                     })
                 };
             let Some(index) = candidate else {
@@ -176,7 +177,7 @@ impl Sender {
                 // ready, a pause to end, or a retry to fall due.
                 let next_ready = batch
                     .iter()
-                    .filter(|message| !busy_chats.contains(&message.chat_id))
+                    .filter(|message| flights.may_go(message))
                     .map(|message| chats.ready_at(message.chat_id, now))
                     .min()
                     .unwrap_or(now + Duration::from_millis(500))
@@ -186,7 +187,7 @@ impl Sender {
                     () = cancel.cancelled() => {}
                     Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                         let (message, attempt) = done??;
-                        busy_chats.remove(&message.chat_id);
+                        flights.landed(&message);
                         self.settle(&message, attempt, &pace, &mut chats, &mut batch).await?;
                     }
                     notification = listener.recv() => {
@@ -202,7 +203,7 @@ impl Sender {
                 continue;
             };
             let message = batch.remove(index);
-            busy_chats.insert(message.chat_id);
+            flights.took_off(&message);
             let attempt = Turn {
                 pool: self.pool.clone(),
                 telegram: self.telegram.clone(),
@@ -333,6 +334,54 @@ impl Sender {
     }
 }
 
+/// What is in flight: messages (by id) and their chats, and the lots whose photo the first
+/// message in flight is still uploading.
+#[derive(Debug, Default)]
+struct Flights {
+    ids: HashSet<i64>,
+    chats: HashSet<i64>,
+    /// Lots with a new-lot message in flight whose photo is not settled yet.
+    uploading: HashSet<Uuid>,
+    /// Lots whose photo is settled (a file id, or none): their messages need no upload.
+    settled: HashSet<Uuid>,
+}
+
+impl Flights {
+    /// Whether `message` may take off now: its chat is free, and, for a new lot, no other message
+    /// is still settling the lot's photo (the others would only wait for that upload, holding
+    /// sending slots that other lots' and other kinds' messages could use).
+    fn may_go(&self, message: &Message) -> bool {
+        let waits_for_upload = message.kind == "new_lot"
+            && message
+                .lot_id
+                .is_some_and(|lot| self.uploading.contains(&lot));
+        !self.chats.contains(&message.chat_id) && !waits_for_upload
+    }
+
+    fn took_off(&mut self, message: &Message) {
+        self.ids.insert(message.id);
+        self.chats.insert(message.chat_id);
+        if let (true, Some(lot)) = (message.kind == "new_lot", message.lot_id)
+            && !self.settled.contains(&lot)
+        {
+            self.uploading.insert(lot);
+        }
+    }
+
+    fn landed(&mut self, message: &Message) {
+        self.ids.remove(&message.id);
+        self.chats.remove(&message.chat_id);
+        if let (true, Some(lot)) = (message.kind == "new_lot", message.lot_id)
+            && self.uploading.remove(&lot)
+        {
+            if self.settled.len() >= 10_000 {
+                self.settled.clear();
+            }
+            self.settled.insert(lot);
+        }
+    }
+}
+
 /// What one message's send needs, moved into its task.
 struct Turn {
     pool: PgPool,
@@ -353,10 +402,11 @@ impl Turn {
         if !self.pace.turn(&self.cancel).await {
             return Ok(Attempt::Skipped);
         }
-        // Claim it: committed before the request, so it is never sent twice.
+        // Claim it: committed before the request, so it is never sent twice. A message folded
+        // into a digest, or one backing off, is not claimed.
         let claimed = sqlx::query(
             "UPDATE outbound SET status = 'sending', attempts = attempts + 1
-             WHERE id = $1 AND status = 'pending'",
+             WHERE id = $1 AND status = 'pending' AND next_attempt_at <= now()",
         )
         .bind(message.id)
         .execute(&self.pool)
@@ -366,55 +416,63 @@ impl Turn {
             return Ok(Attempt::Skipped);
         }
         let mut at = Instant::now();
-        let mut result = match &prepared {
-            Some(prepared) => {
-                let sent = self
-                    .telegram
-                    .send(message.chat_id, &message.text, Some(prepared.photo.clone()))
-                    .await;
-                match sent {
-                    Ok(file_id) => {
-                        self.photos.sent(prepared, file_id).await?;
-                        Ok(())
-                    }
-                    Err(SendError::Permanent(reason)) => {
-                        warn!(
-                            chat = message.chat_id,
-                            reason, "Telegram refused the photo: sending the text alone"
-                        );
-                        self.photos.refused(prepared).await?;
-                        Err(SendError::Permanent(reason))
-                    }
-                    Err(other) => Err(other),
-                }
-            }
-            None => self
+        let Some(prepared) = prepared else {
+            let result = self
                 .telegram
                 .send(message.chat_id, &message.text, None)
                 .await
-                .map(drop),
+                .map(drop);
+            return Ok(self.sent(at, result));
         };
-        if prepared.is_some() && matches!(result, Err(SendError::Permanent(_))) {
-            // Only the photo was refused: the text goes at the next turn. Nothing reached the
-            // chat yet, so a stop meanwhile leaves the message to be retried.
-            result = if self.pace.turn(&self.cancel).await {
-                at = Instant::now();
-                self.telegram
-                    .send(message.chat_id, &message.text, None)
-                    .await
-                    .map(drop)
-            } else {
-                Err(SendError::Transient(
-                    "the sender stopped before the text could go without the refused photo"
-                        .to_owned(),
-                ))
-            };
-        }
+        let result = match self
+            .telegram
+            .send(message.chat_id, &message.text, Some(prepared.photo.clone()))
+            .await
+        {
+            Ok(file_id) => {
+                if let Err(error) = self.photos.sent(&prepared, file_id).await {
+                    warn!(%error, "cannot keep the photo's file id; the next message uploads it again");
+                }
+                Ok(())
+            }
+            // Refused for good: the photo, or the chat itself. The text alone tells which.
+            Err(SendError::Permanent(reason)) => {
+                if self.pace.turn(&self.cancel).await {
+                    at = Instant::now();
+                    let text = self
+                        .telegram
+                        .send(message.chat_id, &message.text, None)
+                        .await
+                        .map(drop);
+                    if text.is_ok() {
+                        warn!(
+                            chat = message.chat_id,
+                            reason, "Telegram refused the photo: sent the text alone"
+                        );
+                        if let Err(error) = self.photos.refused(&prepared).await {
+                            warn!(%error, "cannot mark the lot's photo as refused");
+                        }
+                    }
+                    text
+                } else {
+                    // Nothing reached the chat yet: a stop meanwhile leaves it to be retried.
+                    Err(SendError::Transient(
+                        "the sender stopped before the text could go without the refused photo"
+                            .to_owned(),
+                    ))
+                }
+            }
+            Err(other) => Err(other),
+        };
+        Ok(self.sent(at, result))
+    }
+
+    /// The attempt; after a 429 every other send waits from now, before this one is settled.
+    fn sent(&self, at: Instant, result: Result<(), SendError>) -> Attempt {
         if let Err(SendError::RetryAfter(wait)) = &result {
-            // Every other send waits from now, before this one is even settled.
             self.pace.pause(*wait);
         }
-        Ok(Attempt::Sent { at, result })
+        Attempt::Sent { at, result }
     }
 }
 
