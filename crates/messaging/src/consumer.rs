@@ -361,26 +361,40 @@ impl<H: Handler> Consumer<H> {
             ShortString::from("x-gavel-consumer"),
             AMQPValue::LongString(LongString::from(self.name.as_bytes().to_vec())),
         );
-        let properties = delivery
-            .properties
-            .clone()
-            .with_headers(headers)
-            .with_delivery_mode(2);
-        let confirmation = channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                &delivery.data,
-                properties,
-            )
-            .await?
-            .await?;
-        match confirmation {
-            Confirmation::Ack(_) => Ok(()),
-            Confirmation::Nack(_) | Confirmation::NotRequested => Err(ConsumeError::Refused),
+        if copy_confirmed(channel, delivery, exchange, routing_key, headers).await? {
+            Ok(())
+        } else {
+            Err(ConsumeError::Refused)
         }
     }
+}
+
+/// Publishes a persistent copy of `delivery` with `headers` and waits for the broker's confirm
+/// (the channel is in confirm mode): `true` when the broker took it, so the original may be
+/// acknowledged.
+pub(crate) async fn copy_confirmed(
+    channel: &Channel,
+    delivery: &Delivery,
+    exchange: &str,
+    routing_key: &str,
+    headers: FieldTable,
+) -> Result<bool, lapin::Error> {
+    let properties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    let confirmation = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            properties,
+        )
+        .await?
+        .await?;
+    Ok(matches!(confirmation, Confirmation::Ack(_)))
 }
 
 /// How often a consumer deletes its inbox rows past `broker.inbox_retention`.
@@ -436,12 +450,17 @@ async fn keep_inbox_pruned(
 }
 
 fn attempt_of(delivery: &Delivery) -> u32 {
+    recorded_attempts(delivery).unwrap_or(0)
+}
+
+/// The failed attempts recorded on `delivery` (`x-gavel-attempt`), if any.
+pub(crate) fn recorded_attempts(delivery: &Delivery) -> Option<u32> {
     let headers: Option<&FieldTable> = delivery.properties.headers().as_ref();
-    match headers.and_then(|headers| headers.inner().get(ATTEMPT_HEADER)) {
-        Some(AMQPValue::LongUInt(value)) => *value,
-        Some(AMQPValue::LongLongInt(value)) => u32::try_from(*value).unwrap_or(u32::MAX),
-        Some(AMQPValue::LongInt(value)) => u32::try_from(*value).unwrap_or(0),
-        _ => 0,
+    match headers.and_then(|headers| headers.inner().get(ATTEMPT_HEADER))? {
+        AMQPValue::LongUInt(value) => Some(*value),
+        AMQPValue::LongLongInt(value) => Some(u32::try_from(*value).unwrap_or(u32::MAX)),
+        AMQPValue::LongInt(value) => Some(u32::try_from(*value).unwrap_or(0)),
+        _ => None,
     }
 }
 

@@ -14,17 +14,13 @@
 //! every consumer's inbox ignores. Listing every message of a queue keeps their order; listing
 //! fewer moves the ones shown behind the others.
 
-use lapin::Confirmation;
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
-};
+use lapin::Channel;
+use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel};
 use uuid::Uuid;
 
 use crate::broker::Broker;
-use crate::consumer::{ATTEMPT_HEADER, ERROR_HEADER};
+use crate::consumer::{ATTEMPT_HEADER, ERROR_HEADER, copy_confirmed, recorded_attempts};
 use crate::envelope::Envelope;
 use crate::topology;
 
@@ -109,12 +105,7 @@ fn header<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a AMQPVal
 
 fn parked(delivery: &lapin::message::Delivery) -> Parked {
     let headers = delivery.properties.headers().as_ref();
-    let attempts = match header(headers, ATTEMPT_HEADER) {
-        Some(AMQPValue::LongUInt(value)) => Some(*value),
-        Some(AMQPValue::LongLongInt(value)) => u32::try_from(*value).ok(),
-        Some(AMQPValue::LongInt(value)) => u32::try_from(*value).ok(),
-        _ => None,
-    };
+    let attempts = recorded_attempts(delivery);
     let error = match header(headers, ERROR_HEADER) {
         Some(AMQPValue::LongString(text)) => {
             Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
@@ -161,22 +152,7 @@ async fn move_message(
     routing_key: &str,
     headers: FieldTable,
 ) -> Result<(), ParkedError> {
-    let properties: BasicProperties = delivery
-        .properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2);
-    let confirmation = channel
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            BasicPublishOptions::default(),
-            &delivery.data,
-            properties,
-        )
-        .await?
-        .await?;
-    if !matches!(confirmation, Confirmation::Ack(_)) {
+    if !copy_confirmed(channel, delivery, exchange, routing_key, headers).await? {
         return Err(ParkedError::NotConfirmed);
     }
     delivery.acker.ack(BasicAckOptions::default()).await?;

@@ -256,29 +256,10 @@ async fn bids_beyond_the_gateways_bound_are_turned_away_at_once_while_bids_is_be
         .gateway(&[("GAVEL_UPSTREAM__MAX_BIDS_IN_FLIGHT", "2")])
         .await;
     let lot = world.open_lot().await;
-    let bidders = [
-        world.bidder().await,
-        world.bidder().await,
-        world.bidder().await,
-    ];
-    let mut clients = Vec::new();
-    for bidder in &bidders {
-        let mut client = Client::connect(&gateway.ws).await;
-        client
-            .send(json!({"type": "auth", "token": bidder.token}))
-            .await;
-        client.expect("authenticated").await;
-        clients.push(client);
-    }
+    let mut clients = world.signed_in_clients(&gateway, 3).await;
 
     // `bids` is behind: the lot's row is locked, so bids for it wait.
-    let mut holder = world.inner.db.pool.begin().await.expect("a transaction");
-    sqlx::query(&format!(
-        "SELECT 1 FROM lots WHERE lot_id = '{lot}' FOR UPDATE"
-    ))
-    .execute(&mut *holder)
-    .await
-    .expect("the row lock");
+    let holder = world.lock_lot(lot).await;
     for (index, client) in clients.iter_mut().take(2).enumerate() {
         let amount = (100 + 10 * index).to_string();
         client
@@ -350,23 +331,8 @@ async fn a_lot_queueing_in_bids_cannot_take_the_slots_of_other_lots() {
         ])
         .await;
     let (hot, calm) = (world.open_lot().await, world.open_lot().await);
-    let mut clients = Vec::new();
-    for _ in 0..4 {
-        let bidder = world.bidder().await;
-        let mut client = Client::connect(&gateway.ws).await;
-        client
-            .send(json!({"type": "auth", "token": bidder.token}))
-            .await;
-        client.expect("authenticated").await;
-        clients.push(client);
-    }
-    let mut holder = world.inner.db.pool.begin().await.expect("a transaction");
-    sqlx::query(&format!(
-        "SELECT 1 FROM lots WHERE lot_id = '{hot}' FOR UPDATE"
-    ))
-    .execute(&mut *holder)
-    .await
-    .expect("the row lock");
+    let mut clients = world.signed_in_clients(&gateway, 4).await;
+    let holder = world.lock_lot(hot).await;
     for (index, client) in clients.iter_mut().take(2).enumerate() {
         client
             .send(json!({"type": "bid", "id": format!("hot-{index}"), "lot_id": hot, "amount": (100 + 10 * index).to_string()}))

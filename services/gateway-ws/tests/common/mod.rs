@@ -133,6 +133,34 @@ impl World {
         self.inner.bidder("10000000000000000000").await
     }
 
+    /// Holds `lot`'s row lock in a transaction of its own until it is dropped or rolled back:
+    /// `bids` is then behind on that lot, its bids waiting.
+    pub async fn lock_lot(&self, lot: LotId) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut holder = self.inner.db.pool.begin().await.expect("a transaction");
+        sqlx::query(&format!(
+            "SELECT 1 FROM lots WHERE lot_id = '{lot}' FOR UPDATE"
+        ))
+        .execute(&mut *holder)
+        .await
+        .expect("the row lock");
+        holder
+    }
+
+    /// `count` connections to `gateway`, each signed in as a new funded bidder.
+    pub async fn signed_in_clients(&self, gateway: &Gateway, count: usize) -> Vec<Client> {
+        let mut clients = Vec::new();
+        for _ in 0..count {
+            let bidder = self.bidder().await;
+            let mut client = Client::connect(&gateway.ws).await;
+            client
+                .send(json!({"type": "auth", "token": bidder.token}))
+                .await;
+            client.expect("authenticated").await;
+            clients.push(client);
+        }
+        clients
+    }
+
     /// Bids straight at `bids` (not through a gateway); returns the status and answer.
     pub async fn bid(
         &self,
