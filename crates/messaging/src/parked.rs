@@ -159,6 +159,17 @@ async fn move_message(
     Ok(())
 }
 
+/// The next message of `queue`, unacknowledged (it must be moved, then acknowledged).
+async fn take(
+    channel: &Channel,
+    queue: &str,
+) -> Result<Option<lapin::message::Delivery>, lapin::Error> {
+    Ok(channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await?
+        .map(|message| message.delivery))
+}
+
 async fn confirming_channel(broker: &Broker) -> Result<Channel, ParkedError> {
     let channel = broker.channel().await?;
     channel
@@ -178,13 +189,9 @@ pub async fn list(
     let waiting = depth(&channel, &queue).await? as usize;
     let mut found = Vec::new();
     while found.len() < limit.min(waiting) {
-        let Some(message) = channel
-            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
-            .await?
-        else {
+        let Some(delivery) = take(&channel, &queue).await? else {
             break;
         };
-        let delivery = message.delivery;
         found.push(parked(&delivery));
         let headers = headers_keeping_key(&delivery);
         move_message(&channel, &delivery, "", &queue, headers).await?;
@@ -205,13 +212,9 @@ pub async fn replay(
     let waiting = depth(&channel, &queue).await?;
     let mut done = Replayed::default();
     for _ in 0..waiting {
-        let Some(message) = channel
-            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
-            .await?
-        else {
+        let Some(delivery) = take(&channel, &queue).await? else {
             break;
         };
-        let delivery = message.delivery;
         let event = serde_json::from_slice::<Envelope>(&delivery.data).ok();
         let id = event.as_ref().map(|event| event.id);
         let mut headers = headers_keeping_key(&delivery);

@@ -347,6 +347,18 @@ fn record_allowed_updates(fake: &Fake, method: &str, parameters: &Map<String, Va
     }
 }
 
+/// Records `sent` as refused with 429 and answers as Telegram's flood control does.
+fn too_many_requests(fake: &Fake, mut sent: Sent, retry_after: u32) -> Response {
+    sent.status = 429;
+    sent.retry_after = Some(retry_after);
+    lock(&fake.sends).push(sent);
+    refused(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("Too Many Requests: retry after {retry_after}"),
+        Some(json!({"retry_after": retry_after})),
+    )
+}
+
 async fn send(fake: &Fake, method: &str, parameters: &Map<String, Value>) -> Response {
     let chat_id = integer(parameters.get("chat_id")).unwrap_or(0);
     let text = parameters
@@ -398,14 +410,7 @@ async fn send(fake: &Fake, method: &str, parameters: &Map<String, Value>) -> Res
         let retry_after = u32::try_from(left.as_millis().div_ceil(1000))
             .unwrap_or(u32::MAX)
             .max(1);
-        sent.status = 429;
-        sent.retry_after = Some(retry_after);
-        lock(&fake.sends).push(sent);
-        return refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too Many Requests: retry after {retry_after}"),
-            Some(json!({"retry_after": retry_after})),
-        );
+        return too_many_requests(fake, sent, retry_after);
     }
     if method == "sendphoto" && fake.refuse_photos.load(Ordering::Relaxed) {
         sent.status = 400;
@@ -420,15 +425,7 @@ async fn send(fake: &Fake, method: &str, parameters: &Map<String, Value>) -> Res
         let mut throttle = lock(&fake.throttle);
         if throttle.0 > 0 {
             throttle.0 -= 1;
-            let retry_after = throttle.1;
-            sent.status = 429;
-            sent.retry_after = Some(retry_after);
-            lock(&fake.sends).push(sent);
-            return refused(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("Too Many Requests: retry after {retry_after}"),
-                Some(json!({"retry_after": retry_after})),
-            );
+            return too_many_requests(fake, sent, throttle.1);
         }
     }
     {

@@ -10,7 +10,7 @@ use teloxide::utils::html::escape;
 use uuid::Uuid;
 
 use crate::alerts::wake;
-use crate::money::{eth, parse_eth};
+use crate::money::{eth, parse_eth, stored};
 
 /// The commands, with the descriptions of the menu Telegram shows (`setMyCommands`).
 #[derive(BotCommands, Debug, Clone, PartialEq, Eq)]
@@ -242,12 +242,12 @@ async fn run(
                     let price = match (price, bids) {
                         (Some(price), 1..) => format!(
                             "now {} ETH ({bids} bid{})",
-                            eth(&wei("lots.price", price)?),
+                            eth(&stored("lots.price", price)?),
                             if *bids == 1 { "" } else { "s" }
                         ),
                         _ => format!(
                             "from {} ETH, no bids yet",
-                            eth(&wei("lots.start_price", start)?)
+                            eth(&stored("lots.start_price", start)?)
                         ),
                     };
                     lines.push(format!(
@@ -313,8 +313,8 @@ async fn run(
             .await?;
             let filter = Filter {
                 keywords,
-                min: min.map(|min| wei("chats.min_price", &min)).transpose()?,
-                max: max.map(|max| wei("chats.max_price", &max)).transpose()?,
+                min: min.map(|min| stored("chats.min_price", &min)).transpose()?,
+                max: max.map(|max| stored("chats.max_price", &max)).transpose()?,
             };
             let lots = if subscribed {
                 format!("New lots: {}.", describe(&filter))
@@ -339,12 +339,6 @@ struct OpenLot {
     price: Option<String>,
     bids: i32,
     ends_at: DateTime<Utc>,
-}
-
-/// An amount read back from the database; an unreadable one is an error, never zero.
-fn wei(column: &'static str, raw: &str) -> Result<Wei, sqlx::Error> {
-    gavel_common::db::parse_column(column, raw)
-        .map_err(|error| sqlx::Error::Decode(Box::new(error)))
 }
 
 fn describe(filter: &Filter) -> String {

@@ -4,6 +4,12 @@ use gavel_types::Wei;
 
 const DECIMALS: usize = 18;
 
+/// An amount read back from the database's `column`; an unreadable one is an error, never zero.
+pub fn stored(column: &'static str, raw: &str) -> Result<Wei, sqlx::Error> {
+    gavel_common::db::parse_column(column, raw)
+        .map_err(|error| sqlx::Error::Decode(Box::new(error)))
+}
+
 /// `1500000000000000000` wei → `1.5`.
 pub fn eth(wei: &Wei) -> String {
     let digits = wei.to_string();

@@ -5,13 +5,11 @@
 //! (durable, sent once), and the folded rows become `digested`, pointing at it.
 
 use chrono::{DateTime, Utc};
-use gavel_common::db::parse_column;
-use gavel_types::Wei;
 use sqlx::PgPool;
 use teloxide::utils::html::escape;
 use uuid::Uuid;
 
-use crate::money::eth;
+use crate::money::{eth, stored};
 
 /// Telegram's limit is 4,096 characters a message; lots beyond this stay queued for the next
 /// digest.
@@ -86,8 +84,7 @@ fn digest_text(
     let mut folded = Vec::new();
     let mut length = 0;
     for lot in waiting {
-        let price: Wei = parse_column("lots.price", &lot.price)
-            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        let price = stored("lots.price", &lot.price)?;
         let state = match lot.status.as_str() {
             "open" | "scheduled" => format!("ends {}", lot.ends_at.format("%Y-%m-%d %H:%M UTC")),
             _ => "already ended".to_owned(),
