@@ -1,15 +1,22 @@
 //! The `Idempotency-Key` plumbing every API that changes money shares: the header as a validated
 //! extractor, and a stored answer that replays as the same response with
-//! `idempotent-replayed: true`. Where the key is stored, and what it is scoped to, belongs to each
-//! service's own transaction.
+//! `idempotent-replayed: true`, kept for `retention.idempotency`. Where the key is stored, and
+//! what it is scoped to, belongs to each service's own transaction.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::Value;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
+use crate::BoxError;
 use crate::problem::{CONTENT_TYPE, Problem};
 
 pub const HEADER: &str = "idempotency-key";
@@ -85,6 +92,85 @@ impl IntoResponse for StoredAnswer {
         response
     }
 }
+
+/// How long stored answers are kept (`retention.idempotency`, 7 days by default): a retry with
+/// the same key after that is a new request. Browsers retry within seconds and `bids` retries its
+/// calls to `wallets` within minutes, so a week leaves a wide margin and bounds the tables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    #[serde(with = "humantime_serde")]
+    pub idempotency: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            idempotency: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// One service's table of stored answers, pruned by age at start and hourly.
+#[derive(Debug, Clone)]
+pub struct StoredAnswers {
+    pub pool: PgPool,
+    /// A table with a `created_at` column (and an index on it).
+    pub table: &'static str,
+    /// Which of the old rows may go (`"true"` for all), e.g. only decided requests.
+    pub only: &'static str,
+    pub older_than: Duration,
+}
+
+impl StoredAnswers {
+    /// Deletes the rows older than `older_than`, 10,000 per statement so no statement holds
+    /// many locks; returns how many.
+    pub async fn prune(&self) -> Result<u64, sqlx::Error> {
+        let sql = format!(
+            "DELETE FROM {table} WHERE ctid IN (
+                 SELECT ctid FROM {table} WHERE created_at < now() - $1 AND ({only})
+                 ORDER BY created_at LIMIT {BATCH})",
+            table = self.table,
+            only = self.only,
+        );
+        let mut total = 0;
+        loop {
+            let deleted = sqlx::query(&sql)
+                .bind(self.older_than)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            total += deleted;
+            if deleted < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Prunes at start and every hour until cancelled.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), BoxError> {
+        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                _ = ticker.tick() => {}
+            }
+            match self.prune().await {
+                Ok(0) => {}
+                Ok(deleted) => info!(
+                    table = self.table,
+                    deleted, "deleted stored answers past their retention"
+                ),
+                Err(error) => {
+                    warn!(table = self.table, %error, "cannot prune stored answers; trying again later")
+                }
+            }
+        }
+    }
+}
+
+const BATCH: u64 = 10_000;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ use gavel_common::auth::AuthConfig;
 use gavel_common::cache::RedisConfig;
 use gavel_common::config::{ListenConfig, ServiceConfig, ShutdownConfig};
 use gavel_common::db::DatabaseConfig;
+use gavel_common::idempotency::RetentionConfig;
 use gavel_common::internal::{InternalConfig, PeerConfig};
 use gavel_common::telemetry::LogConfig;
 use gavel_messaging::BrokerConfig;
@@ -34,6 +35,9 @@ pub struct Config {
     pub releases: ReleaseConfig,
     #[serde(default)]
     pub repair: RepairConfig,
+    /// How long answers to bid requests are kept for retries (`retention.idempotency`).
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 impl ServiceConfig for Config {

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use gavel_common::auth::JwtVerifier;
 use gavel_common::cache::Cache;
 use gavel_common::health::Readiness;
+use gavel_common::idempotency::{RetentionConfig, StoredAnswers};
 use gavel_common::metrics::Metrics;
 use gavel_common::server::{Service, StartError};
 use gavel_messaging::consumer::ConsumerMetrics;
@@ -51,6 +52,17 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
     migrator
+}
+
+/// The answers to bid requests kept for retries, pruned after `retention.idempotency`. An
+/// undecided request (a bid cut off mid-way) stays: its retry finishes it.
+pub fn stored_answers(pool: sqlx::PgPool, retention: &RetentionConfig) -> StoredAnswers {
+    StoredAnswers {
+        pool,
+        table: "bid_requests",
+        only: "status_code IS NOT NULL",
+        older_than: retention.idempotency,
+    }
 }
 
 /// Connects to everything `bids` needs, migrates its database, and assembles the service.
@@ -105,6 +117,7 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
         config: config.releases.clone(),
         metrics: releases::ReleaseMetrics::new(&metrics),
     };
+    let answers = stored_answers(pool.clone(), &config.retention);
     let repair = repair::Repair::new(pool.clone(), wallets, config.repair.clone(), &metrics);
     let schedule_metrics = metrics::ScheduleMetrics::new(&metrics);
     let state = http::AppState {
@@ -124,5 +137,6 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
             schedule::run(pool, config.engine.tick, schedule_metrics, cancel.clone()),
         )
         .with_task("releases", releases.run(wake, cancel.clone()))
+        .with_task("answers-retention", answers.run(cancel.clone()))
         .with_task("repair", repair.run(cancel)))
 }

@@ -71,6 +71,7 @@ pub fn config(options: &Options) -> Config {
             after: options.repair_after,
             interval: Duration::from_millis(100),
         },
+        retention: Default::default(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use gavel_common::cache::RedisConfig;
 use gavel_common::config::{ListenConfig, Secret, SecretUrl, ServiceConfig, ShutdownConfig};
 use gavel_common::db::DatabaseConfig;
+use gavel_common::idempotency::RetentionConfig;
 use gavel_common::internal::InternalConfig;
 use gavel_common::telemetry::LogConfig;
 use gavel_messaging::BrokerConfig;
@@ -28,6 +29,9 @@ pub struct Config {
     pub internal: InternalConfig,
     #[serde(default)]
     pub settlement: SettlementConfig,
+    /// How long answers to hold requests are kept for retries (`retention.idempotency`).
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 impl ServiceConfig for Config {

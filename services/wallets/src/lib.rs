@@ -24,6 +24,7 @@ use std::sync::Arc;
 use gavel_common::auth::{AuthConfig, JwtVerifier};
 use gavel_common::cache::Cache;
 use gavel_common::health::Readiness;
+use gavel_common::idempotency::{RetentionConfig, StoredAnswers};
 use gavel_common::metrics::Metrics;
 use gavel_common::server::{Service, StartError};
 use gavel_messaging::consumer::ConsumerMetrics;
@@ -43,6 +44,16 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
     migrator
+}
+
+/// The answers to hold requests kept for retries, pruned after `retention.idempotency`.
+pub fn stored_answers(pool: sqlx::PgPool, retention: &RetentionConfig) -> StoredAnswers {
+    StoredAnswers {
+        pool,
+        table: "hold_requests",
+        only: "true",
+        older_than: retention.idempotency,
+    }
 }
 
 /// Connects to everything `wallets` needs, migrates its database, and assembles the service.
@@ -105,7 +116,9 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         .with_internal(http::internal_router(state));
     let cancel = service.cancellation();
     let settlement = config.settlement.clone();
+    let answers = stored_answers(pool.clone(), &config.retention);
     Ok(service
+        .with_task("answers-retention", answers.run(cancel.clone()))
         .with_task("outbox-relay", relay.run(cancel.clone()))
         .with_task("auction-events", consumer.run(cancel.clone()))
         .with_task(

@@ -73,6 +73,7 @@ pub fn config(
             payment_window: options.payment_window,
             sweep_interval: Duration::from_millis(50),
         },
+        retention: Default::default(),
     }
 }
 
