@@ -5,10 +5,17 @@
 //! gavel-admin dead-letters replay CONSUMER [--event EVENT_ID]
 //! gavel-admin unrouted list [--limit N]
 //! gavel-admin unrouted replay [--event EVENT_ID]
+//! gavel-admin releases list [--limit N]
+//! gavel-admin releases retry [--id N]
+//! gavel-admin reconcile [--repair] [--grace DURATION]
 //! ```
 //!
-//! It reads the broker's settings as the services do (`GAVEL_BROKER__URL`, or the file in
-//! `GAVEL_CONFIG`), so in a cluster it runs with a service's Secret, e.g. `kubectl exec`.
+//! It reads its settings as the services do (`GAVEL_BROKER__URL`, `GAVEL_DATABASE__URL`, or the
+//! file in `GAVEL_CONFIG`), so in a cluster it runs with a service's Secret, e.g. `kubectl exec`.
+
+mod database;
+
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use gavel_common::config::ServiceConfig;
@@ -114,14 +121,22 @@ fn describe(message: &Parked) -> String {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if matches!(
-        args.first().map(String::as_str),
-        Some("--help" | "-h" | "help")
-    ) {
-        println!("{USAGE}");
-        return Ok(());
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    if matches!(words.first(), Some(&("--help" | "-h" | "help"))) {
+        println!("{USAGE}{}", database::USAGE);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(command) = database::parse(&words) {
+        let command =
+            command.map_err(|error| anyhow::anyhow!("{error}\n{USAGE}{}", database::USAGE))?;
+        let clean = database::run(command).await?;
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     let config: Config = gavel_common::config::load().context("reading the broker's settings")?;
     let command = parse(&args, &config.broker.exchange)?;
@@ -170,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod http;
 pub mod known;
 pub mod metrics;
+pub mod operator;
 pub mod ratelimit;
 pub mod releases;
 pub mod repair;

@@ -1,0 +1,174 @@
+//! `gavel-admin releases` and `gavel-admin reconcile` as an operator runs them: the binary, its
+//! settings from the environment, and two real databases migrated as `bids` and `wallets` migrate
+//! theirs. (What the commands decide is tested against the running services in
+//! `services/bids/tests/operator.rs`.)
+
+use std::process::Output;
+
+use gavel_test_support::TestDatabase;
+
+const FIRST: &str = "0x1111111111111111111111111111111111111111";
+const SECOND: &str = "0x2222222222222222222222222222222222222222";
+
+struct World {
+    bids: TestDatabase,
+    wallets: TestDatabase,
+}
+
+impl World {
+    /// One open lot: `FIRST` bid 100, `SECOND` leads at 200; both hold; the release of
+    /// `FIRST`'s hold is parked.
+    async fn new() -> (Self, i64) {
+        let (bids, wallets) = (TestDatabase::create().await, TestDatabase::create().await);
+        gavel_bids::migrate(&bids.pool).await.expect("bids' schema");
+        gavel_wallets::migrate(&wallets.pool)
+            .await
+            .expect("wallets' schema");
+        let (lot, first, second) = (
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+        );
+        sqlx::query(
+            "INSERT INTO lots (lot_id, seller, seller_wallet, title, rules, status, starts_at, ends_at,
+                               price, leader, leader_wallet, leader_max, leader_hold_bid, bid_count, seq)
+             VALUES ($1, gen_random_uuid(), $2, 'lamp', '{}', 'open', now(), now() + interval '1 hour',
+                     200, gen_random_uuid(), $3, 200, $4, 2, 3)",
+        )
+        .bind(lot)
+        .bind(FIRST)
+        .bind(SECOND)
+        .bind(second)
+        .execute(&bids.pool)
+        .await
+        .expect("lot");
+        for (bid, wallet, seq, amount) in [(first, FIRST, 2, 100), (second, SECOND, 3, 200)] {
+            sqlx::query(
+                "INSERT INTO bids (bid_id, lot_id, seq, bidder, wallet, amount, proxy)
+                 VALUES ($1, $2, $3, gen_random_uuid(), $4, $5, false)",
+            )
+            .bind(bid)
+            .bind(lot)
+            .bind(seq)
+            .bind(wallet)
+            .bind(amount)
+            .execute(&bids.pool)
+            .await
+            .expect("bid");
+            sqlx::query("INSERT INTO ledger_wallets (address) VALUES ($1)")
+                .bind(wallet)
+                .execute(&wallets.pool)
+                .await
+                .expect("ledger wallet");
+            sqlx::query(
+                "INSERT INTO holds (wallet, lot_id, status, amount, bid_id, bid_recorded)
+                 VALUES ($1, $2, 'active', $3, $4, true)",
+            )
+            .bind(wallet)
+            .bind(lot)
+            .bind(amount)
+            .bind(bid)
+            .execute(&wallets.pool)
+            .await
+            .expect("hold");
+        }
+        let release: i64 = sqlx::query_scalar(
+            "INSERT INTO pending_releases (wallet, lot_id, bid_id, attempts, last_error, parked_at)
+             VALUES ($1, $2, $3, 10, 'wallets answered 503 Service Unavailable', now()) RETURNING id",
+        )
+        .bind(FIRST)
+        .bind(lot)
+        .bind(first)
+        .fetch_one(&bids.pool)
+        .await
+        .expect("parked release");
+        (Self { bids, wallets }, release)
+    }
+
+    async fn admin(&self, args: &[&str], wallets: bool) -> Output {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gavel-admin"));
+        command
+            .args(&args)
+            .env("GAVEL_DATABASE__URL", self.bids.url());
+        if wallets {
+            command.env("GAVEL_WALLETS_DATABASE__URL", self.wallets.url());
+        }
+        tokio::task::spawn_blocking(move || command.output().expect("gavel-admin runs"))
+            .await
+            .expect("joined")
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn an_operator_lists_reconciles_and_retries_a_parked_release() {
+    let (world, release) = World::new().await;
+
+    let listed = world.admin(&["releases", "list"], false).await;
+    assert!(listed.status.success(), "{listed:?}");
+    let text = stdout(&listed);
+    assert!(text.starts_with("1 parked release(s):"), "{text}");
+    assert!(
+        text.contains(&format!("release {release}: wallet {FIRST}")),
+        "{text}"
+    );
+    assert!(text.contains("503 Service Unavailable"), "{text}");
+
+    let found = world.admin(&["reconcile"], true).await;
+    assert_eq!(found.status.code(), Some(1), "{found:?}");
+    let text = stdout(&found);
+    assert!(
+        text.contains("release parked: ")
+            && text.contains(&format!("releases retry --id {release}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("checked 1 leader(s) and 2 active hold(s)"),
+        "{text}"
+    );
+
+    let missing = world.admin(&["reconcile"], false).await;
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("GAVEL_WALLETS_DATABASE__URL"),
+        "{missing:?}"
+    );
+
+    let unknown = world
+        .admin(
+            &["releases", "retry", "--id", &(release + 1).to_string()],
+            false,
+        )
+        .await;
+    assert!(!unknown.status.success(), "{unknown:?}");
+    let retried = world
+        .admin(&["releases", "retry", "--id", &release.to_string()], false)
+        .await;
+    assert!(retried.status.success(), "{retried:?}");
+    assert!(stdout(&retried).starts_with("queued 1 parked release(s) again"));
+    let (attempts, parked): (i32, bool) = sqlx::query_as(
+        "SELECT attempts, parked_at IS NOT NULL FROM pending_releases WHERE id = $1",
+    )
+    .bind(release)
+    .fetch_one(&world.bids.pool)
+    .await
+    .expect("the release");
+    assert_eq!((attempts, parked), (0, false));
+
+    // Queued again, the release is what the hold waits for: nothing for an operator.
+    let clean = world.admin(&["reconcile"], true).await;
+    assert!(clean.status.success(), "{clean:?}");
+    assert!(
+        stdout(&clean).contains("0 difference(s)"),
+        "{}",
+        stdout(&clean)
+    );
+
+    let usage = world.admin(&["releases", "drop"], false).await;
+    assert!(!usage.status.success());
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("usage:"));
+}

@@ -1,0 +1,299 @@
+//! The operator's tools on `bids` (what `gavel-admin releases` and `gavel-admin reconcile` run),
+//! against the real engine and a real `wallets`. The fault: `wallets`' database refuses to
+//! release one wallet's hold (a trigger raising an error), so the engine's release of it fails
+//! until it is parked.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Bidder, DEADLINE, Engine, World, rules, world};
+use gavel_bids::engine::Hooks;
+use gavel_bids::operator::{self, Difference, HeldHold};
+use gavel_test_support::wait_until_async;
+use gavel_types::{AccountId, BidId, LotId, Wei};
+
+const GRACE: Duration = Duration::from_secs(60);
+
+/// A lot on which `first` bid 100 and `second` outbid it at 200, with the release of `first`'s
+/// hold parked because `wallets` could not apply it.
+struct Parked {
+    world: World,
+    engine: Engine,
+    lot: LotId,
+    first: Bidder,
+    second: Bidder,
+    release: operator::ParkedRelease,
+}
+
+async fn a_parked_release() -> Parked {
+    let world = world(Duration::from_secs(3600)).await;
+    let mut config = world.config(10_000);
+    config.releases.retry = Duration::from_millis(50);
+    config.releases.backoff_max = Duration::from_millis(50);
+    config.releases.max_attempts = 2;
+    let engine = world.engine_with(config, Hooks::default()).await;
+    let lot = world.create_lot(&engine, rules(), AccountId::new()).await;
+    let (first, second) = (world.bidder("1000").await, world.bidder("1000").await);
+    assert_eq!(world.bid(&engine, &first, lot, "1", 100, None).await.0, 201);
+    for sql in [
+        "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'the disk is on fire'; END $$"
+            .to_owned(),
+        format!(
+            "CREATE TRIGGER refuse_release BEFORE UPDATE ON holds FOR EACH ROW
+             WHEN (OLD.wallet = '{}' AND NEW.status = 'released') EXECUTE FUNCTION refuse_release()",
+            first.wallet.to_lowercase_hex()
+        ),
+    ] {
+        sqlx::query(&sql)
+            .execute(&world.wallets_db.pool)
+            .await
+            .expect("fault installed");
+    }
+    assert_eq!(
+        world.bid(&engine, &second, lot, "2", 200, None).await.0,
+        201
+    );
+    wait_until_async("the failing release to be parked", DEADLINE, || async {
+        world
+            .scalar::<i64>("SELECT count(*) FROM pending_releases WHERE parked_at IS NOT NULL")
+            .await
+            == 1
+    })
+    .await;
+    let mut parked = operator::parked_releases(&world.db.pool, 10)
+        .await
+        .expect("listed");
+    let release = parked.pop().expect("one parked release");
+    // Both holds count as recorded (wallets heard both auction.bid_accepted).
+    wait_until_async("wallets to record both bids", DEADLINE, || async {
+        world
+            .wallets_scalar::<i64>(
+                "SELECT count(*) FROM holds WHERE status = 'active' AND bid_recorded",
+            )
+            .await
+            == 2
+    })
+    .await;
+    Parked {
+        world,
+        engine,
+        lot,
+        first,
+        second,
+        release,
+    }
+}
+
+async fn heal(world: &World) {
+    sqlx::query("DROP TRIGGER refuse_release ON holds")
+        .execute(&world.wallets_db.pool)
+        .await
+        .expect("fault removed");
+}
+
+async fn reconcile(world: &World, repair: bool) -> operator::Reconciliation {
+    operator::reconcile(&world.db.pool, &world.wallets_db.pool, GRACE, repair)
+        .await
+        .expect("reconciled")
+}
+
+#[tokio::test]
+async fn a_parked_release_is_listed_shown_by_reconciling_and_delivered_when_retried() {
+    let Parked {
+        world,
+        engine,
+        lot,
+        first,
+        second,
+        release,
+    } = a_parked_release().await;
+    assert_eq!(
+        (release.wallet.as_str(), release.lot_id, release.attempts),
+        (first.wallet.to_lowercase_hex().as_str(), lot, 2)
+    );
+    let error = release.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("500") || error.contains("wallets"),
+        "{error}"
+    );
+    assert!(release.to_string().contains("parked"), "{release}");
+
+    let found = reconcile(&world, false).await;
+    assert_eq!(
+        found.differences,
+        [Difference::ReleaseParked {
+            lot_id: lot,
+            wallet: first.wallet,
+            bid_id: release.bid_id,
+            release: release.id,
+        }]
+    );
+    assert_eq!((found.leaders, found.holds), (1, 2));
+
+    heal(&world).await;
+    assert_eq!(
+        operator::retry_releases(&world.db.pool, Some(release.id + 1))
+            .await
+            .expect("retried"),
+        0,
+        "no parked release has that id"
+    );
+    assert_eq!(
+        operator::retry_releases(&world.db.pool, Some(release.id))
+            .await
+            .expect("retried"),
+        1
+    );
+    wait_until_async("the retried release to be delivered", DEADLINE, || async {
+        world.active_holds(lot).await == [(second.wallet.to_string(), "200".to_owned())]
+    })
+    .await;
+    assert!(
+        operator::parked_releases(&world.db.pool, 10)
+            .await
+            .expect("listed")
+            .is_empty()
+    );
+    let found = reconcile(&world, false).await;
+    assert_eq!((found.differences, found.holds), (vec![], 1));
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn reconciling_queues_the_release_of_a_stale_hold_and_reports_an_unbacked_leader() {
+    let Parked {
+        world,
+        engine,
+        lot,
+        first,
+        second,
+        release,
+    } = a_parked_release().await;
+    // The queued release is lost (e.g. the table restored from an earlier backup).
+    sqlx::query("DELETE FROM pending_releases")
+        .execute(&world.db.pool)
+        .await
+        .expect("lost");
+    heal(&world).await;
+    let stale = Difference::StaleHold {
+        lot_id: lot,
+        wallet: first.wallet,
+        bid_id: release.bid_id,
+        amount: Wei::from_u128(100),
+    };
+    let found = reconcile(&world, false).await;
+    assert_eq!(
+        (&found.differences, found.repaired),
+        (&vec![stale.clone()], 0)
+    );
+    assert!(
+        found.differences[0].to_string().starts_with("stale hold"),
+        "{}",
+        found.differences[0]
+    );
+    assert_eq!(
+        world.active_holds(lot).await.len(),
+        2,
+        "reporting changes nothing"
+    );
+
+    let found = reconcile(&world, true).await;
+    assert_eq!((&found.differences, found.repaired), (&vec![stale], 1));
+    wait_until_async("the queued release to be delivered", DEADLINE, || async {
+        world.active_holds(lot).await == [(second.wallet.to_string(), "200".to_owned())]
+    })
+    .await;
+    assert_eq!(reconcile(&world, false).await.differences, []);
+
+    // wallets loses the leader's hold: the money the engine counts on is not reserved.
+    sqlx::query("UPDATE holds SET status = 'released' WHERE wallet = $1")
+        .bind(second.wallet.to_lowercase_hex())
+        .execute(&world.wallets_db.pool)
+        .await
+        .expect("lost");
+    let bid: uuid::Uuid = world
+        .scalar(&format!(
+            "SELECT leader_hold_bid FROM lots WHERE lot_id = '{lot}'"
+        ))
+        .await;
+    let found = reconcile(&world, true).await;
+    assert_eq!(
+        found.differences,
+        [Difference::LeaderUnbacked {
+            lot_id: lot,
+            wallet: second.wallet,
+            bid_id: BidId(bid),
+            max: Wei::from_u128(200),
+            held: Some(HeldHold {
+                status: "released".to_owned(),
+                amount: Wei::from_u128(200),
+                bid_id: Some(BidId(bid)),
+            }),
+        }]
+    );
+    assert_eq!(found.repaired, 0, "an unbacked leader is only reported");
+    engine.stop().await;
+}
+
+/// Stored answers go after `retention.idempotency`, in `bids` and in `wallets`; a bid cut off
+/// before its answer was stored stays, so its retry can still finish it.
+#[tokio::test]
+async fn answers_past_their_retention_are_forgotten_but_undecided_requests_stay() {
+    let world = world(Duration::from_secs(3600)).await;
+    let engine = world.engine().await;
+    let lot = world.create_lot(&engine, rules(), AccountId::new()).await;
+    let bidder = world.bidder("1000").await;
+    assert_eq!(
+        world.bid(&engine, &bidder, lot, "old", 100, None).await.0,
+        201
+    );
+    assert_eq!(
+        world.bid(&engine, &bidder, lot, "new", 150, None).await.0,
+        201
+    );
+    for sql in [
+        "UPDATE bid_requests SET created_at = now() - interval '8 days' WHERE idempotency_key = 'old'",
+        "INSERT INTO bid_requests (bidder, idempotency_key, bid_id, fingerprint, created_at)
+         SELECT bidder, 'cut-off', gen_random_uuid(), fingerprint, now() - interval '8 days'
+         FROM bid_requests WHERE idempotency_key = 'old'",
+    ] {
+        sqlx::query(sql)
+            .execute(&world.db.pool)
+            .await
+            .expect("aged");
+    }
+    sqlx::query("UPDATE hold_requests SET created_at = now() - interval '8 days' WHERE seq = (SELECT min(seq) FROM hold_requests)")
+        .execute(&world.wallets_db.pool)
+        .await
+        .expect("aged");
+    let holds_before: i64 = world
+        .wallets_scalar("SELECT count(*) FROM hold_requests")
+        .await;
+
+    let retention = gavel_common::idempotency::RetentionConfig::default();
+    let bids = gavel_bids::stored_answers(world.db.pool.clone(), &retention);
+    assert_eq!(bids.prune().await.expect("pruned"), 1);
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT idempotency_key FROM bid_requests ORDER BY idempotency_key")
+            .fetch_all(&world.db.pool)
+            .await
+            .expect("keys");
+    assert_eq!(keys, ["cut-off", "new"]);
+    let wallets = gavel_wallets::stored_answers(world.wallets_db.pool.clone(), &retention);
+    assert_eq!(wallets.prune().await.expect("pruned"), 1);
+    assert_eq!(
+        world
+            .wallets_scalar::<i64>("SELECT count(*) FROM hold_requests")
+            .await,
+        holds_before - 1
+    );
+
+    // A forgotten key is a new request; a kept one still replays.
+    let (_, _, replayed) = world.bid(&engine, &bidder, lot, "old", 100, None).await;
+    assert!(!replayed);
+    let (status, _, replayed) = world.bid(&engine, &bidder, lot, "new", 150, None).await;
+    assert_eq!((status, replayed), (201, true));
+    engine.stop().await;
+}
