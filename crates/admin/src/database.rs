@@ -5,16 +5,19 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use gavel_bids::operator::{self, Difference};
+use gavel_bids::operator::{self, Difference, Ended};
 use gavel_common::config::ServiceConfig;
 use gavel_common::db::DatabaseConfig;
+use gavel_types::LotId;
 use serde::Deserialize;
 
 pub const USAGE: &str = "
   gavel-admin releases list [--limit N]                 hold releases parked after failing (bids)
   gavel-admin releases retry [--id N]                   queue them (or one) again, attempts reset
   gavel-admin reconcile [--repair] [--grace DURATION]   bids' leaders and releases vs wallets' holds
-releases and reconcile read bids' database from GAVEL_DATABASE__URL; reconcile also reads
+  gavel-admin lots close LOT --reason TEXT              end an open lot now; its rules decide the sale
+  gavel-admin lots cancel LOT --reason TEXT             cancel a lot, bids or not; nobody wins
+releases, reconcile and lots read bids' database from GAVEL_DATABASE__URL; reconcile also reads
 wallets' from GAVEL_WALLETS_DATABASE__URL. reconcile exits 1 when something needs an operator.";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub enum Command {
     ListReleases { limit: i64 },
     RetryReleases { only: Option<i64> },
     Reconcile { repair: bool, grace: Duration },
+    CloseLot { lot: LotId, reason: String },
+    CancelLot { lot: LotId, reason: String },
 }
 
 /// `None` when `words` is not one of these commands.
@@ -41,6 +46,24 @@ pub fn parse(words: &[&str]) -> Option<anyhow::Result<Command>> {
         }
         ["releases", ..] => Err(anyhow::anyhow!("unknown releases command")),
         ["reconcile", rest @ ..] => reconcile(rest),
+        [
+            "lots",
+            action @ ("close" | "cancel"),
+            lot,
+            "--reason",
+            reason,
+        ] => lot
+            .parse::<uuid::Uuid>()
+            .with_context(|| format!("{lot:?} is not a lot id (a UUID)"))
+            .map(|lot| {
+                let (lot, reason) = (LotId(lot), (*reason).to_owned());
+                if *action == "close" {
+                    Command::CloseLot { lot, reason }
+                } else {
+                    Command::CancelLot { lot, reason }
+                }
+            }),
+        ["lots", ..] => Err(anyhow::anyhow!("lots close|cancel LOT --reason TEXT")),
         _ => return None,
     };
     Some(command)
@@ -134,6 +157,35 @@ pub async fn run(command: Command) -> anyhow::Result<bool> {
             );
             return Ok(open == 0);
         }
+        Command::CloseLot { lot, reason } => {
+            let ended = operator::close_now(&bids_pool()?, lot, &reason).await?;
+            return said(lot, ended);
+        }
+        Command::CancelLot { lot, reason } => {
+            let ended = operator::cancel(&bids_pool()?, lot, &reason).await?;
+            return said(lot, ended);
+        }
+    }
+    Ok(true)
+}
+
+/// Tells what an early end did; an error when it changed nothing.
+fn said(lot: LotId, ended: Ended) -> anyhow::Result<bool> {
+    match ended {
+        Ended::Closed(outcome) => {
+            println!(
+                "closed lot {lot}: {}",
+                serde_json::to_string(&outcome).unwrap_or_default()
+            );
+        }
+        Ended::Cancelled { released } => match released {
+            Some(wallet) => {
+                println!("cancelled lot {lot}; the release of {wallet}'s hold is queued")
+            }
+            None => println!("cancelled lot {lot}; it had no bids"),
+        },
+        Ended::AlreadyEnded(status) => bail!("lot {lot} is {}: nothing changed", status.as_str()),
+        Ended::NotFound => bail!("bids does not know lot {lot}"),
     }
     Ok(true)
 }
@@ -186,6 +238,32 @@ mod tests {
             "releases retry --id twelve",
             "reconcile --grace soon",
             "reconcile --fix",
+        ] {
+            assert!(parsed(bad).expect("ours").is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse(&[
+                "lots",
+                "cancel",
+                "0196f1c2-7a2b-7c00-8000-000000000001",
+                "--reason",
+                "stolen goods"
+            ])
+            .expect("ours")
+            .expect("valid"),
+            Command::CancelLot {
+                lot: LotId(
+                    "0196f1c2-7a2b-7c00-8000-000000000001"
+                        .parse()
+                        .expect("uuid")
+                ),
+                reason: "stolen goods".to_owned()
+            }
+        );
+        for bad in [
+            "lots close 0196f1c2-7a2b-7c00-8000-000000000001",
+            "lots close lamp --reason fake",
+            "lots sell 0196f1c2-7a2b-7c00-8000-000000000001 --reason x",
         ] {
             assert!(parsed(bad).expect("ours").is_err(), "{bad:?}");
         }

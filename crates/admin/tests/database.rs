@@ -5,7 +5,9 @@
 
 use std::process::Output;
 
+use gavel_events::{Increment, LotRules};
 use gavel_test_support::TestDatabase;
+use gavel_types::Wei;
 
 const FIRST: &str = "0x1111111111111111111111111111111111111111";
 const SECOND: &str = "0x2222222222222222222222222222222222222222";
@@ -18,7 +20,7 @@ struct World {
 impl World {
     /// One open lot: `FIRST` bid 100, `SECOND` leads at 200; both hold; the release of
     /// `FIRST`'s hold is parked.
-    async fn new() -> (Self, i64) {
+    async fn new() -> (Self, i64, uuid::Uuid) {
         let (bids, wallets) = (TestDatabase::create().await, TestDatabase::create().await);
         gavel_bids::migrate(&bids.pool).await.expect("bids' schema");
         gavel_wallets::migrate(&wallets.pool)
@@ -32,13 +34,14 @@ impl World {
         sqlx::query(
             "INSERT INTO lots (lot_id, seller, seller_wallet, title, rules, status, starts_at, ends_at,
                                price, leader, leader_wallet, leader_max, leader_hold_bid, bid_count, seq)
-             VALUES ($1, gen_random_uuid(), $2, 'lamp', '{}', 'open', now(), now() + interval '1 hour',
+             VALUES ($1, gen_random_uuid(), $2, 'lamp', $5, 'open', now(), now() + interval '1 hour',
                      200, gen_random_uuid(), $3, 200, $4, 2, 3)",
         )
         .bind(lot)
         .bind(FIRST)
         .bind(SECOND)
         .bind(second)
+        .bind(sqlx::types::Json(rules()))
         .execute(&bids.pool)
         .await
         .expect("lot");
@@ -82,7 +85,7 @@ impl World {
         .fetch_one(&bids.pool)
         .await
         .expect("parked release");
-        (Self { bids, wallets }, release)
+        (Self { bids, wallets }, release, lot)
     }
 
     async fn admin(&self, args: &[&str], wallets: bool) -> Output {
@@ -100,13 +103,30 @@ impl World {
     }
 }
 
+fn rules() -> LotRules {
+    let now = chrono::Utc::now();
+    LotRules {
+        start_price: Wei::from_u128(100),
+        increment: Increment::Absolute {
+            wei: Wei::from_u128(10),
+        },
+        reserve: None,
+        buy_now: None,
+        starts_at: now - chrono::Duration::minutes(1),
+        ends_at: now + chrono::Duration::hours(1),
+        latest_end: now + chrono::Duration::hours(2),
+        snipe_window_secs: 0,
+        extension_secs: 0,
+    }
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[tokio::test]
 async fn an_operator_lists_reconciles_and_retries_a_parked_release() {
-    let (world, release) = World::new().await;
+    let (world, release, _) = World::new().await;
 
     let listed = world.admin(&["releases", "list"], false).await;
     assert!(listed.status.success(), "{listed:?}");
@@ -171,4 +191,50 @@ async fn an_operator_lists_reconciles_and_retries_a_parked_release() {
     let usage = world.admin(&["releases", "drop"], false).await;
     assert!(!usage.status.success());
     assert!(String::from_utf8_lossy(&usage.stderr).contains("usage:"));
+}
+
+#[tokio::test]
+async fn an_operator_cancels_a_lot_with_a_reason() {
+    let (world, _, lot) = World::new().await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let missing = world
+        .admin(
+            &["lots", "cancel", &unknown, "--reason", "stolen goods"],
+            false,
+        )
+        .await;
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("bids does not know lot"),
+        "{missing:?}"
+    );
+
+    let lot = lot.to_string();
+    let cancelled = world
+        .admin(&["lots", "cancel", &lot, "--reason", "stolen goods"], false)
+        .await;
+    assert!(cancelled.status.success(), "{cancelled:?}");
+    assert_eq!(
+        stdout(&cancelled).trim(),
+        format!("cancelled lot {lot}; the release of {SECOND}'s hold is queued")
+    );
+    let (kind, reason): (String, Option<String>) = sqlx::query_as(
+        "SELECT event_type, envelope->'payload'->>'reason' FROM lot_events ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(&world.bids.pool)
+    .await
+    .expect("the event");
+    assert_eq!(
+        (kind.as_str(), reason.as_deref()),
+        ("auction.cancelled", Some("stolen goods"))
+    );
+
+    let again = world
+        .admin(&["lots", "close", &lot, "--reason", "fake"], false)
+        .await;
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is cancelled: nothing changed"),
+        "{again:?}"
+    );
 }

@@ -86,10 +86,14 @@ impl Event for AuctionOpened {
     const VERSION: u16 = 1;
 }
 
-/// `bids`: a lot was withdrawn before its first bid.
+/// `bids`: a lot was withdrawn before its first bid, or cancelled by an operator (with bids or
+/// not; then `reason` says why, and the leader's hold is released).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuctionCancelled {
     pub lot_id: LotId,
+    /// The operator's reason; absent when the seller withdrew the lot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Event for AuctionCancelled {
@@ -170,6 +174,9 @@ pub struct AuctionClosed {
     #[serde(flatten)]
     pub outcome: Outcome,
     pub closed_at: DateTime<Utc>,
+    /// An operator's reason when the auction was closed before its end; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Event for AuctionClosed {

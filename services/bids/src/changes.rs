@@ -142,12 +142,17 @@ pub async fn cancel(
     }
     stored.lot.status = Status::Cancelled;
     stored.seq += 1;
-    store::append(&mut tx, lot_id, stored.seq, &AuctionCancelled { lot_id }).await?;
+    store::append(
+        &mut tx,
+        lot_id,
+        stored.seq,
+        &AuctionCancelled {
+            lot_id,
+            reason: None,
+        },
+    )
+    .await?;
     store::save(&mut tx, lot_id, &stored.lot, stored.seq).await?;
-    sqlx::query("UPDATE lots SET closed_at = clock_timestamp() WHERE lot_id = $1")
-        .bind(lot_id.0)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(Outcome::Applied(Status::Cancelled))
 }

@@ -352,7 +352,7 @@ async fn record(
         store::queue_release(tx, offer.wallet, lot_id, offer.bid_id).await?;
     }
     if accepted.closes {
-        store::close(tx, lot_id, stored).await?;
+        store::close(tx, lot_id, stored, None).await?;
     } else {
         store::save(tx, lot_id, &stored.lot, stored.seq).await?;
     }

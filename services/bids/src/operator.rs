@@ -1,6 +1,6 @@
 //! What an operator asks of `bids` when something went wrong (`gavel-admin`, docs/operations.md):
-//! the hold releases parked after failing, and whether `wallets`' holds agree with what `bids`
-//! says each lot needs.
+//! the hold releases parked after failing, whether `wallets`' holds agree with what `bids` says
+//! each lot needs, and ending a lot early (closing it now, or cancelling it) with a reason.
 //!
 //! Reconciling never guesses at a bid in flight. It reads `bids` in one snapshot first and
 //! `wallets` after it, so a hold `wallets` shows for a bid the snapshot does not know is newer
@@ -18,6 +18,9 @@ use gavel_common::db::{CorruptValue, parse_column};
 use gavel_types::{BidId, EthAddress, LotId, Wei};
 use sqlx::{Connection, PgPool};
 
+use gavel_events::{AuctionCancelled, Outcome};
+
+use crate::rules::Status;
 use crate::store::{self, StoreError};
 
 /// A hold release that failed too often and waits for an operator.
@@ -478,4 +481,84 @@ pub async fn reconcile(
         }
     }
     Ok(found)
+}
+
+/// What an operator's early end of a lot did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Closed now, with the outcome its rules give (sold to the leader if the reserve is met).
+    Closed(Outcome),
+    /// Cancelled; the leader's hold (if any) has its release queued.
+    Cancelled {
+        released: Option<EthAddress>,
+    },
+    /// The lot had already ended (or, for closing, had not opened): nothing changed.
+    AlreadyEnded(Status),
+    NotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EndError {
+    #[error("a reason of 1 to {MAX_REASON} characters is required")]
+    Reason,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const MAX_REASON: usize = 500;
+
+fn reason(raw: &str) -> Result<String, EndError> {
+    let reason = raw.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON {
+        return Err(EndError::Reason);
+    }
+    Ok(reason.to_owned())
+}
+
+/// Closes an open lot now, as if its end had come, under the lot's lock like any bid: the rules
+/// decide the outcome, `auction.closed` (carrying `reason`) goes out, and `wallets` captures the
+/// winner's hold and releases the others as for any close.
+pub async fn close_now(pool: &PgPool, lot_id: LotId, why: &str) -> Result<Ended, EndError> {
+    let why = reason(why)?;
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    let Some(mut stored) = store::load(&mut *tx, lot_id, true).await? else {
+        return Ok(Ended::NotFound);
+    };
+    if stored.lot.status != Status::Open {
+        return Ok(Ended::AlreadyEnded(stored.lot.status));
+    }
+    stored.lot.ends_at = stored.now;
+    let closed = store::close(&mut tx, lot_id, &mut stored, Some(why.clone())).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    tracing::warn!(lot = %lot_id, reason = %why, "an operator closed the lot early");
+    Ok(Ended::Closed(closed.outcome))
+}
+
+/// Cancels a scheduled or open lot, with bids or without: nobody wins, `auction.cancelled`
+/// (carrying `reason`) goes out, and the leader's hold is released through the release queue.
+pub async fn cancel(pool: &PgPool, lot_id: LotId, why: &str) -> Result<Ended, EndError> {
+    let why = reason(why)?;
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    let Some(mut stored) = store::load(&mut *tx, lot_id, true).await? else {
+        return Ok(Ended::NotFound);
+    };
+    if stored.lot.status.ended() {
+        return Ok(Ended::AlreadyEnded(stored.lot.status));
+    }
+    stored.lot.status = Status::Cancelled;
+    stored.seq += 1;
+    let event = AuctionCancelled {
+        lot_id,
+        reason: Some(why.clone()),
+    };
+    store::append(&mut tx, lot_id, stored.seq, &event).await?;
+    store::save(&mut tx, lot_id, &stored.lot, stored.seq).await?;
+    if let Some(leader) = stored.lot.leader {
+        store::queue_release(&mut tx, leader.wallet, lot_id, leader.hold_bid).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    tracing::warn!(lot = %lot_id, reason = %why, "an operator cancelled the lot");
+    Ok(Ended::Cancelled {
+        released: stored.lot.leader.map(|leader| leader.wallet),
+    })
 }

@@ -102,7 +102,7 @@ pub async fn close_due(pool: &PgPool) -> Result<Vec<f64>, StoreError> {
         let Some(mut stored) = store::load(&mut *tx, lot_id, false).await? else {
             continue;
         };
-        store::close(&mut tx, lot_id, &mut stored).await?;
+        store::close(&mut tx, lot_id, &mut stored, None).await?;
     }
     tx.commit().await?;
     if !due.is_empty() {

@@ -132,7 +132,7 @@ pub async fn save(
     sqlx::query(
         "UPDATE lots SET status = $2, ends_at = $3, price = $4::numeric, leader = $5, leader_wallet = $6,
              leader_max = $7::numeric, leader_hold_bid = $8, bid_count = $9, seq = $10,
-             closed_at = CASE WHEN $2 = 'closed' THEN clock_timestamp() ELSE closed_at END
+             closed_at = CASE WHEN $2 IN ('closed', 'cancelled') THEN clock_timestamp() ELSE closed_at END
          WHERE lot_id = $1",
     )
     .bind(lot_id.0)
@@ -153,10 +153,12 @@ pub async fn save(
 /// Closes the lot now: its outcome decided from its state, the status, the outcome and the
 /// `auction.closed` event written in the caller's transaction (which holds the lot's lock).
 /// Closing on time and closing by buy-now both come through here.
+/// Closes the auction as its rules decide; `reason` is an operator's, when closing it early.
 pub async fn close(
     connection: &mut PgConnection,
     lot_id: LotId,
     stored: &mut Stored,
+    reason: Option<String>,
 ) -> Result<AuctionClosed, StoreError> {
     let outcome = rules::outcome(&stored.lot);
     stored.lot.status = Status::Closed;
@@ -167,6 +169,7 @@ pub async fn close(
         seller_wallet: stored.seller_wallet,
         outcome: outcome.clone(),
         closed_at: stored.now,
+        reason,
     };
     append(connection, lot_id, stored.seq, &closed).await?;
     sqlx::query("UPDATE lots SET outcome = $2 WHERE lot_id = $1")

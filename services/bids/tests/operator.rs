@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::{Bidder, DEADLINE, Engine, World, rules, world};
 use gavel_bids::engine::Hooks;
-use gavel_bids::operator::{self, Difference, HeldHold};
+use gavel_bids::operator::{self, Difference, Ended, HeldHold};
+use gavel_bids::rules::Status;
+use gavel_events::Outcome;
 use gavel_test_support::wait_until_async;
 use gavel_types::{AccountId, BidId, LotId, Wei};
 
@@ -295,5 +297,123 @@ async fn answers_past_their_retention_are_forgotten_but_undecided_requests_stay(
     assert!(!replayed);
     let (status, _, replayed) = world.bid(&engine, &bidder, lot, "new", 150, None).await;
     assert_eq!((status, replayed), (201, true));
+    engine.stop().await;
+}
+
+/// The operator's early ends go through the lot's lock and out as events like any close: a
+/// closed lot sells to its leader (wallets captures the hold), a cancelled one releases it.
+#[tokio::test]
+async fn an_operator_closes_one_lot_early_and_cancels_another_with_bids() {
+    let world = world(Duration::from_secs(3600)).await;
+    let engine = world.engine().await;
+    let seller = AccountId::new();
+    let (sold, cancelled) = (
+        world.create_lot(&engine, rules(), seller).await,
+        world.create_lot(&engine, rules(), seller).await,
+    );
+    let (first, second) = (world.bidder("1000").await, world.bidder("1000").await);
+    assert_eq!(
+        world.bid(&engine, &first, sold, "1", 100, None).await.0,
+        201
+    );
+    assert_eq!(
+        world.bid(&engine, &second, sold, "2", 200, None).await.0,
+        201
+    );
+    assert_eq!(
+        world
+            .bid(&engine, &first, cancelled, "3", 100, None)
+            .await
+            .0,
+        201
+    );
+    let pool = &world.db.pool;
+
+    assert!(matches!(
+        operator::close_now(pool, sold, "  ").await,
+        Err(operator::EndError::Reason)
+    ));
+    let ended = operator::close_now(pool, sold, "the listing was a fake")
+        .await
+        .expect("closed");
+    let Ended::Closed(Outcome::Sold {
+        winner_wallet,
+        price,
+        ..
+    }) = ended
+    else {
+        panic!("sold to the leader: {ended:?}");
+    };
+    assert_eq!((winner_wallet, price), (second.wallet, Wei::from_u128(200)));
+    let last = |lot: LotId| {
+        let world = &world;
+        async move {
+            world
+                .scalar::<serde_json::Value>(&format!(
+                    "SELECT envelope FROM lot_events WHERE lot_id = '{lot}' ORDER BY seq DESC LIMIT 1"
+                ))
+                .await
+        }
+    };
+    let event = last(sold).await;
+    assert_eq!(
+        (event["type"].as_str(), event["payload"]["reason"].as_str()),
+        (Some("auction.closed"), Some("the listing was a fake")),
+        "{event}"
+    );
+    wait_until_async("wallets to capture the winner's hold", DEADLINE, || async {
+        world.holds(sold).await.contains(&(
+            second.wallet.to_string(),
+            "captured".to_owned(),
+            "200".to_owned(),
+        ))
+    })
+    .await;
+    let (status, body, _) = world.bid(&engine, &first, sold, "4", 300, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("closed")),
+        "{body}"
+    );
+    assert_eq!(
+        operator::close_now(pool, sold, "again")
+            .await
+            .expect("answered"),
+        Ended::AlreadyEnded(Status::Closed)
+    );
+    assert_eq!(
+        operator::cancel(pool, sold, "too late")
+            .await
+            .expect("answered"),
+        Ended::AlreadyEnded(Status::Closed)
+    );
+
+    assert_eq!(
+        operator::cancel(pool, cancelled, "stolen goods")
+            .await
+            .expect("cancelled"),
+        Ended::Cancelled {
+            released: Some(first.wallet)
+        }
+    );
+    let event = last(cancelled).await;
+    assert_eq!(
+        (event["type"].as_str(), event["payload"]["reason"].as_str()),
+        (Some("auction.cancelled"), Some("stolen goods")),
+        "{event}"
+    );
+    wait_until_async("the leader's hold to be released", DEADLINE, || async {
+        world.active_holds(cancelled).await.is_empty()
+    })
+    .await;
+    let (status, _, _) = world.bid(&engine, &second, cancelled, "5", 500, None).await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        operator::cancel(pool, LotId::new(), "no such lot")
+            .await
+            .expect("answered"),
+        Ended::NotFound
+    );
+    assert_eq!(reconcile(&world, false).await.differences, []);
     engine.stop().await;
 }

@@ -164,6 +164,7 @@ async fn a_linked_account_hears_it_was_outbid_won_and_paid() {
                     winning_bid: BidId::new(),
                 },
                 closed_at: chrono::Utc::now(),
+                reason: None,
             },
         )
         .await;

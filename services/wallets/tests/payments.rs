@@ -69,6 +69,7 @@ async fn sell_to(
             winning_bid: bid,
         },
         closed_at,
+        reason: None,
     };
     publish(
         app,
