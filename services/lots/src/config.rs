@@ -101,6 +101,16 @@ pub struct PhotoLimits {
     pub url_prefix: String,
 }
 
+impl PhotoLimits {
+    /// The dimensions an image may have.
+    pub fn image(&self) -> gavel_photos::Limits {
+        gavel_photos::Limits {
+            max_side: self.max_side,
+            max_pixels: self.max_pixels,
+        }
+    }
+}
+
 impl Default for PhotoLimits {
     fn default() -> Self {
         Self {

@@ -65,7 +65,7 @@ async fn store_photo(
             .with_detail(rejection.body_text())
         })?;
     let raw = read_photo(&mut multipart, limit).await?;
-    let clean = photos::clean(raw, &state.limits)?;
+    let clean = photos::clean(raw, &state.limits.image())?;
 
     let id = uuid::Uuid::now_v7();
     let key = format!("lots/{lot}/{id}.{}", clean.kind.extension());
