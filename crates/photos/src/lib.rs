@@ -114,15 +114,42 @@ pub fn clean(raw: Bytes, limits: &Limits) -> Result<Clean, Rejected> {
                 chunks.truncate(end + 1);
             }
             chunks.retain(|chunk| PNG_CHUNKS.contains(&&chunk.kind()));
+            // The header must come first and pixels must follow: a file whose header is
+            // missing or unknown is not an image once the unknown chunks are gone.
+            let kinds: Vec<[u8; 4]> = chunks.iter().map(|chunk| chunk.kind()).collect();
+            if kinds.first() != Some(b"IHDR") || !kinds.contains(b"IDAT") {
+                return Err(Rejected::Damaged(
+                    "the PNG has no header or no image data".to_owned(),
+                ));
+            }
             png.encoder().bytes().to_vec()
         }
         Kind::Webp => {
             let mut webp = img_parts::webp::WebP::from_bytes(raw).map_err(damaged)?;
             webp.chunks_mut()
                 .retain(|chunk| WEBP_CHUNKS.contains(&&chunk.id()));
+            let ids: Vec<[u8; 4]> = webp.chunks().iter().map(|chunk| chunk.id()).collect();
+            let drawn = ids
+                .iter()
+                .any(|id| [b"VP8 ", b"VP8L", b"ANMF"].contains(&id));
+            if !ids
+                .first()
+                .is_some_and(|id| [b"VP8 ", b"VP8L", b"VP8X"].contains(&id))
+                || !drawn
+            {
+                return Err(Rejected::Damaged("the WebP has no image data".to_owned()));
+            }
             webp.encoder().bytes().to_vec()
         }
     };
+    // What is stored must still read as the image that was measured.
+    let kept =
+        imagesize::blob_size(&bytes).map_err(|error| Rejected::Damaged(error.to_string()))?;
+    if (kept.width, kept.height) != (size.width, size.height) {
+        return Err(Rejected::Damaged(
+            "the image's size changes without its extra data".to_owned(),
+        ));
+    }
     Ok(Clean {
         kind,
         width: size.width as u32,
@@ -278,5 +305,78 @@ mod tests {
         for cut in [3, 10, whole.len() - 2] {
             assert!(clean_jpeg(&whole[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    const LIMITS: Limits = Limits {
+        max_side: 4000,
+        max_pixels: 8_000_000,
+    };
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for byte in bytes {
+            crc ^= u32::from(*byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc32(&out[4..]).to_be_bytes());
+        out
+    }
+
+    /// A 1×1 PNG with a text chunk, its header chunk named `header`.
+    fn png_with_text(header: &[u8; 4]) -> Vec<u8> {
+        let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+        bytes.extend(chunk(header, &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
+        bytes.extend(chunk(b"tEXt", b"Comment\x00where I live"));
+        bytes.extend(chunk(
+            b"IDAT",
+            &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x04, 0x00, 0x01],
+        ));
+        bytes.extend(chunk(b"IEND", &[]));
+        bytes
+    }
+
+    #[test]
+    fn a_png_keeps_its_image_and_loses_its_text() {
+        let cleaned = clean(Bytes::from(png_with_text(b"IHDR")), &LIMITS).expect("a PNG");
+        assert_eq!(
+            (cleaned.kind, cleaned.width, cleaned.height),
+            (Kind::Png, 1, 1)
+        );
+        assert!(!cleaned.bytes.windows(4).any(|window| window == b"tEXt"));
+    }
+
+    /// Found by `fuzz/` (target `photo`): a WebP whose only chunk is unknown was accepted and
+    /// stored as a RIFF container with no image in it.
+    #[test]
+    fn a_webp_without_image_data_is_refused() {
+        let mut bytes = b"RIFF\x1a\x00\x00\x00WEBPV\x108L\x0e\x00\x00\x00".to_vec();
+        bytes.extend_from_slice(&[
+            0x2f, 0, 0, 0, 0x10, 0x07, 0x70, 0x10, 0x11, 0x11, 0x88, 0x88, 0xfe, 0x07, 0x00,
+        ]);
+        assert!(matches!(
+            clean(Bytes::from(bytes), &LIMITS),
+            Err(Rejected::Damaged(_))
+        ));
+    }
+
+    #[test]
+    fn a_png_whose_header_is_unknown_is_refused() {
+        assert!(matches!(
+            clean(Bytes::from(png_with_text(b"IHDX")), &LIMITS),
+            Err(Rejected::Damaged(_))
+        ));
     }
 }

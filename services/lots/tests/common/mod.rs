@@ -310,8 +310,17 @@ pub mod images {
         vp8x[0] = 0x08; // EXIF present
         vp8x[4..7].copy_from_slice(&(width - 1).to_le_bytes()[..3]);
         vp8x[7..10].copy_from_slice(&(height - 1).to_le_bytes()[..3]);
+        // A VP8L (lossless) bitstream header with the same size; the service never decodes it.
+        let bits = (width - 1) | ((height - 1) << 14);
+        let mut vp8l = vec![0x2f];
+        vp8l.extend_from_slice(&bits.to_le_bytes());
+        vp8l.extend_from_slice(&[0x00, 0x07, 0x00]);
         let mut body = b"WEBP".to_vec();
-        for (id, data) in [(b"VP8X", vp8x.as_slice()), (b"EXIF", EXIF_WITH_GPS)] {
+        for (id, data) in [
+            (b"VP8X", vp8x.as_slice()),
+            (b"VP8L", vp8l.as_slice()),
+            (b"EXIF", EXIF_WITH_GPS),
+        ] {
             body.extend_from_slice(id);
             body.extend_from_slice(&(data.len() as u32).to_le_bytes());
             body.extend_from_slice(data);
