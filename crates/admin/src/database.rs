@@ -17,6 +17,7 @@ pub const USAGE: &str = "
   gavel-admin reconcile [--repair] [--grace DURATION]   bids' leaders and releases vs wallets' holds
   gavel-admin lots close LOT --reason TEXT              end an open lot now; its rules decide the sale
   gavel-admin lots cancel LOT --reason TEXT             cancel a lot, bids or not; nobody wins
+  gavel-admin check --acks FILE [--settle 90s]          the fault suite's invariants (docs/reliability.md)
 releases, reconcile and lots read bids' database from GAVEL_DATABASE__URL; reconcile also reads
 wallets' from GAVEL_WALLETS_DATABASE__URL. reconcile exits 1 when something needs an operator.";
 

@@ -8,11 +8,14 @@
 //! gavel-admin releases list [--limit N]
 //! gavel-admin releases retry [--id N]
 //! gavel-admin reconcile [--repair] [--grace DURATION]
+//! gavel-admin lots close|cancel LOT --reason TEXT
+//! gavel-admin check --acks FILE [--settle DURATION]
 //! ```
 //!
 //! It reads its settings as the services do (`GAVEL_BROKER__URL`, `GAVEL_DATABASE__URL`, or the
 //! file in `GAVEL_CONFIG`), so in a cluster it runs with a service's Secret, e.g. `kubectl exec`.
 
+mod check;
 mod database;
 
 use std::process::ExitCode;
@@ -127,6 +130,20 @@ async fn main() -> anyhow::Result<ExitCode> {
     if matches!(words.first(), Some(&("--help" | "-h" | "help"))) {
         println!("{USAGE}{}", database::USAGE);
         return Ok(ExitCode::SUCCESS);
+    }
+    if let ["check", "--acks", acks, rest @ ..] = words.as_slice() {
+        let settle = match rest {
+            [] => std::time::Duration::from_secs(90),
+            ["--settle", raw] => humantime_serde::re::humantime::parse_duration(raw)
+                .with_context(|| format!("--settle {raw:?} is not a duration"))?,
+            _ => bail!("{USAGE}{}", database::USAGE),
+        };
+        let clean = check::run(std::path::Path::new(acks), settle).await?;
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     if let Some(command) = database::parse(&words) {
         let command =

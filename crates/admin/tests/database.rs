@@ -238,3 +238,67 @@ async fn an_operator_cancels_a_lot_with_a_reason() {
         "{again:?}"
     );
 }
+
+/// The fault suite's checker is not vacuous: given answers that disagree with the databases and
+/// wallets whose holds exceed their (empty) balances, it counts each violation and exits 1.
+#[tokio::test]
+async fn the_invariant_checker_counts_what_went_wrong() {
+    let (world, _, lot) = World::new().await;
+    let chain = gavel_test_support::DevChain::start();
+    // `FIRST`'s bid (sequence 2) was requested with key "kept", `SECOND`'s with "refused".
+    for (key, seq) in [("kept", 2), ("refused", 3)] {
+        sqlx::query(
+            "INSERT INTO bid_requests (bidder, idempotency_key, bid_id, fingerprint, status_code)
+             SELECT bidder, $1, bid_id, 'f', 201 FROM bids WHERE seq = $2",
+        )
+        .bind(key)
+        .bind(seq)
+        .execute(&world.bids.pool)
+        .await
+        .expect("request");
+    }
+    let acks = [
+        format!(r#"{{"key":"kept","lot":"{lot}","outcome":"accepted","sequence":2}}"#),
+        format!(r#"{{"key":"lost","lot":"{lot}","outcome":"accepted","sequence":4}}"#),
+        format!(r#"{{"key":"refused","lot":"{lot}","outcome":"too_low"}}"#),
+        format!(r#"{{"key":"unknown","lot":"{lot}","outcome":"upstream_unavailable"}}"#),
+    ];
+    let file = std::env::temp_dir().join(format!("acks-{lot}.jsonl"));
+    std::fs::write(&file, acks.join("\n")).expect("written");
+
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gavel-admin"));
+    command
+        .args([
+            "check",
+            "--acks",
+            file.to_str().expect("utf-8"),
+            "--settle",
+            "1s",
+        ])
+        .env("GAVEL_DATABASE__URL", world.bids.url())
+        .env("GAVEL_WALLETS_DATABASE__URL", world.wallets.url())
+        // Only outboxes and inboxes are read from lots' database: wallets' has both tables.
+        .env("GAVEL_LOTS_DATABASE__URL", world.wallets.url())
+        .env("GAVEL_CHAIN__RPC_URL", &chain.url);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("runs"))
+        .await
+        .expect("joined");
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        text.starts_with("4 answers (2 accepted, 1 refused for certain, 1 of unknown outcome)"),
+        "{text}"
+    );
+    for row in [
+        "| accepted bids lost | 1 |",
+        "| refused bids recorded | 1 |",
+        "| lots with a gap or repeat in their log | 1 |",
+        "| lots closed more than once | 0 |",
+        "| wallets over-committed | 2 |",
+        "| hold differences (reconcile) | 1 |",
+        "| events not delivered to every consumer | 0 |",
+    ] {
+        assert!(text.contains(row), "{row} in\n{text}");
+    }
+    let _ = std::fs::remove_file(file);
+}

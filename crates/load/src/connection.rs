@@ -15,7 +15,7 @@ use tokio::net::TcpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::report::{Shared, histogram};
+use crate::report::{Ack, Shared, histogram};
 use crate::setup::{Gateway, INCREMENT_WEI, START_WEI};
 
 const HANDSHAKE: Duration = Duration::from_secs(20);
@@ -290,15 +290,29 @@ pub async fn run(
                                 Some(Answer::Decided(result)) => Some(result),
                                 _ => None,
                             };
-                            if let Some(sequence) = result.and_then(|result| result.sequence) {
+                            let sequence = result.and_then(|result| result.sequence);
+                            if let Some(sequence) = sequence {
                                 shared.acknowledged(&setup.lots[lot], sequence);
                             }
+                            shared.acks.push(Ack {
+                                key: message.id.unwrap_or_default().to_owned(),
+                                lot: setup.lots[lot].clone(),
+                                outcome: "accepted".to_owned(),
+                                sequence,
+                            });
                             if let Some(price) = result.and_then(|result| result.price).and_then(|p| p.parse().ok()) {
                                 state.price = state.price.max(Some(price));
                             }
                             shared.answered(due, micros, None);
                         } else {
-                            shared.answered(due, micros, Some(message.code.unwrap_or("unknown")));
+                            let code = message.code.unwrap_or("unknown");
+                            shared.answered(due, micros, Some(code));
+                            shared.acks.push(Ack {
+                                key: message.id.unwrap_or_default().to_owned(),
+                                lot: setup.lots[lot].clone(),
+                                outcome: code.to_owned(),
+                                sequence: None,
+                            });
                             // Too low: the minimum the engine named is a price floor to bid from.
                             if let Some(minimum) = message.minimum.and_then(|m| m.parse::<u128>().ok()) {
                                 state.price = state.price.max(Some(minimum.saturating_sub(INCREMENT_WEI)));

@@ -10,6 +10,7 @@
 //! ```text
 //! gavel-load SCENARIO [--gateway URL] [--rpc URL] [--domain HOST:PORT] [--rate N]
 //!     [--duration SECS] [--lots N] [--bidders N] [--watchers N] [--gateway-pid PID] [--out DIR]
+//!     [--acks FILE]
 //! ```
 //! Scenarios: `hot`, `many`, `fanout`, `idle`, `ramp`, `smoke` (docs/benchmarks.md). The report
 //! goes to stdout as a Markdown table and to `DIR/SCENARIO.json` (default `target/load`), with
@@ -36,13 +37,15 @@ pub struct Args {
     pub chain_id: u64,
     pub gateway_pid: Option<u32>,
     pub out: std::path::PathBuf,
+    /// Where to write every answer as JSON lines (for `gavel-admin check`).
+    pub acks: Option<std::path::PathBuf>,
     pub plan: Plan,
 }
 
 fn usage() -> &'static str {
     "usage: gavel-load hot|many|fanout|idle|ramp|smoke [--gateway URL] [--rpc URL] [--domain HOST:PORT] \
      [--chain-id N] [--rate N] [--duration SECS] [--lots N] [--bidders N] [--watchers N] \
-     [--gateway-pid PID] [--out DIR]"
+     [--gateway-pid PID] [--out DIR] [--acks FILE]"
 }
 
 fn args() -> Result<Args> {
@@ -55,6 +58,7 @@ fn args() -> Result<Args> {
     let mut chain_id = 31337;
     let mut gateway_pid = None;
     let mut out = std::path::PathBuf::from("target/load");
+    let mut acks = None;
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -76,6 +80,7 @@ fn args() -> Result<Args> {
             "--watchers" => plan.watchers = usize::try_from(number()?)?,
             "--gateway-pid" => gateway_pid = Some(u32::try_from(number()?)?),
             "--out" => out = value.into(),
+            "--acks" => acks = Some(value.into()),
             other => bail!("unknown option {other}\n{}", usage()),
         }
     }
@@ -94,6 +99,7 @@ fn args() -> Result<Args> {
         chain_id,
         gateway_pid,
         out,
+        acks,
         plan,
     })
 }

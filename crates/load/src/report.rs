@@ -39,6 +39,22 @@ pub struct Shared {
     pub unanswered: u64,
     /// The highest sequence an accepted bid got, per lot: what every watcher must reach.
     pub last_sequence: HashMap<String, i64>,
+    /// Every answer, as a client saw it (kept for `--acks`).
+    pub acks: Vec<Ack>,
+}
+
+/// One bid's answer as the client saw it: what an invariant checker compares with the
+/// databases (`gavel-admin check`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ack {
+    /// The request id, which is also the bid's idempotency key (unique in a run).
+    pub key: String,
+    pub lot: String,
+    /// `accepted`, or the refusal's code.
+    pub outcome: String,
+    /// The lot sequence an accepted bid got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i64>,
 }
 
 impl Shared {
@@ -53,6 +69,7 @@ impl Shared {
             refused: BTreeMap::new(),
             unanswered: 0,
             last_sequence: HashMap::new(),
+            acks: Vec::new(),
         }
     }
 

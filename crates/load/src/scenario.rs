@@ -307,6 +307,7 @@ pub async fn run(args: Args) -> Result<bool> {
 
     // Every watcher must reach the last sequence an accepted bid got on its lots.
     let finals = Arc::new(lock(&shared).last_sequence.clone());
+    let acks = shared.clone();
     let _ = finals_tx.send(Some(finals));
     let mut seen = Vec::new();
     for task in tasks {
@@ -325,6 +326,15 @@ pub async fn run(args: Args) -> Result<bool> {
         knee.into_iter().collect(),
     );
     report.cpu_percent = cpu;
+    if let Some(path) = &args.acks {
+        let mut lines = String::new();
+        for ack in &lock(&acks).acks {
+            lines.push_str(&serde_json::to_string(ack)?);
+            lines.push('\n');
+        }
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+        println!("answers as the clients saw them: {}", path.display());
+    }
     finish(&args, &report)
 }
 
