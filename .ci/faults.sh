@@ -42,9 +42,9 @@ run_faults() {
   mkdir -p "$state/faults"
   printf '| fault | ready again after |\n|---|---|\n' >"$state/faults/recovery.md"
   local acks="$state/faults/acks.jsonl" load_log="$state/logs/faults-load.log"
-  log "fault suite: a steady load (gavel-load many: 40 bids/s on 20 lots, 40 watchers) for 100 s"
+  log "fault suite: a steady load (gavel-load many: 40 bids/s on 20 lots, 10 of which end during it, 40 watchers) for 100 s"
   "target/$profile/gavel-load" many --rate 40 --duration 100 --lots 20 --bidders 80 --watchers 40 \
-    --acks "$acks" --out "$state/faults" --gateway-pid "${pid_of[gateway-ws]}" >"$load_log" 2>&1 &
+    --lots-end 60 --reconnect --acks "$acks" --out "$state/faults" >"$load_log" 2>&1 &
   local load=$!
   wait_for "the load to start bidding" 120 grep -q 'subscribed; bidding' "$load_log" || {
     tail -n 20 "$load_log" >&2
@@ -65,6 +65,17 @@ run_faults() {
   sleep 8
   kill -CONT "${pid_of[bids]}"
   recovered "bids paused for 8 s (SIGSTOP, SIGCONT)" "$started"
+  sleep 4
+  log "fault: bids' events held back for 15 s, past the 10 s repair grace (bids restarted without the broker, then with it)"
+  started=$(date +%s.%N)
+  kill -TERM "${pid_of[bids]}"
+  wait "${pid_of[bids]}" 2>/dev/null || true
+  restart bids GAVEL_BROKER__URL="amqp://guest:guest@127.0.0.1:1/%2f"
+  sleep 15
+  kill -TERM "${pid_of[bids]}"
+  wait "${pid_of[bids]}" 2>/dev/null || true
+  restart bids
+  recovered "bids' events held back for 15 s" "$started"
   sleep 4
   log "fault: RabbitMQ restarted (every connection dropped)"
   started=$(date +%s.%N)
@@ -87,6 +98,9 @@ run_faults() {
   log "fault: lots and notifier SIGKILLed, restarted"
   kill_and_restart lots
   kill_and_restart notifier
+  sleep 4
+  log "fault: gateway-ws SIGKILLed: every client cut off mid-stream (they connect again and resume)"
+  kill_and_restart gateway-ws
   local status=0
   wait "$load" || status=$?
   sed -n '/^|/p' "$load_log" | head -n 30 >&2

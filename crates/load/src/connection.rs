@@ -38,7 +38,19 @@ pub struct Setup {
     pub lots: Vec<String>,
     /// Whether this connection's deliveries also go into the latency-over-time samples.
     pub sampled: bool,
+    /// Where to connect again when the connection is lost (`--reconnect`), as a browser does;
+    /// without it, a lost connection ends this client with an error.
+    pub resume: Option<Resume>,
 }
+
+#[derive(Debug, Clone)]
+pub struct Resume {
+    pub gateway: Arc<Gateway>,
+    pub source: Option<IpAddr>,
+}
+
+/// How long a client keeps trying to connect again.
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
 
 /// What one connection saw, merged into the report at the end.
 #[derive(Debug)]
@@ -49,6 +61,8 @@ pub struct Seen {
     pub disorder: u64,
     /// Events up to the last accepted sequence that never arrived.
     pub missing: u64,
+    /// Times the connection was lost and made again (`--reconnect`).
+    pub reconnects: u64,
     pub error: Option<String>,
 }
 
@@ -172,6 +186,7 @@ pub async fn run(
         deliveries: 0,
         disorder: 0,
         missing: 0,
+        reconnects: 0,
         error: None,
     };
     let mut watched: Vec<Watched> = vec![Watched::default(); setup.lots.len()];
@@ -236,20 +251,41 @@ pub async fn run(
             }
             () = tokio::time::sleep_until(deadline), if target.is_some() => break,
             frame = ws.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(close))) => {
-                        seen.error = Some(format!("the gateway closed the connection: {close:?}"));
-                        break;
-                    }
+                let lost = match frame {
+                    Some(Ok(Message::Text(text))) => Ok(text),
+                    Some(Ok(Message::Close(close))) => Err(format!("the gateway closed the connection: {close:?}")),
                     Some(Ok(_)) => continue,
-                    Some(Err(error)) => {
-                        seen.error = Some(format!("reading: {error}"));
+                    Some(Err(error)) => Err(format!("reading: {error}")),
+                    None => Err("the connection ended".to_owned()),
+                };
+                let text = match (lost, &setup.resume) {
+                    (Ok(text), _) => text,
+                    (Err(reason), None) => {
+                        seen.error = Some(reason);
                         break;
                     }
-                    None => {
-                        seen.error = Some("the connection ended".to_owned());
-                        break;
+                    (Err(reason), Some(resume)) => {
+                        // The answers to bids in flight went with the connection: like a
+                        // browser, this client cannot know them.
+                        {
+                            let mut shared = lock(&shared);
+                            for (id, (due, lot)) in outstanding.drain() {
+                                let micros = clamp_micros(Instant::now().saturating_duration_since(due).as_secs_f64());
+                                shared.answered(due, micros, Some(LOST));
+                                shared.acks.push(Ack { key: id, lot: setup.lots[lot].clone(), outcome: LOST.to_owned(), sequence: None });
+                            }
+                        }
+                        match reconnect(resume, &setup, &watched).await {
+                            Ok(socket) => {
+                                ws = socket;
+                                seen.reconnects += 1;
+                                continue;
+                            }
+                            Err(error) => {
+                                seen.error = Some(format!("{reason}; connecting again failed: {error:#}"));
+                                break;
+                            }
+                        }
                     }
                 };
                 let arrived = Instant::now();
@@ -338,6 +374,29 @@ pub async fn run(
     lock(&shared).unanswered(outstanding.len());
     let _ = ws.close(None).await;
     seen
+}
+
+/// The outcome recorded for a bid whose answer was lost with the connection.
+pub const LOST: &str = "connection_lost";
+
+/// Connects again (for up to a minute) and subscribes to every lot from the last event seen;
+/// the gateway replays what was missed, which the run loop then reads like any event.
+async fn reconnect(resume: &Resume, setup: &Setup, watched: &[Watched]) -> Result<Socket> {
+    let started = Instant::now();
+    let mut ws = loop {
+        match connect(&resume.gateway, resume.source, setup.token.as_deref()).await {
+            Ok(ws) => break ws,
+            Err(error) if started.elapsed() > RECONNECT_FOR => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    for (lot, state) in setup.lots.iter().zip(watched) {
+        ws.send(Message::text(
+            json!({"type": "subscribe", "lot_id": lot, "since": state.last}).to_string(),
+        ))
+        .await?;
+    }
+    Ok(ws)
 }
 
 async fn subscribe(

@@ -10,7 +10,7 @@
 //! ```text
 //! gavel-load SCENARIO [--gateway URL] [--rpc URL] [--domain HOST:PORT] [--rate N]
 //!     [--duration SECS] [--lots N] [--bidders N] [--watchers N] [--gateway-pid PID] [--out DIR]
-//!     [--acks FILE]
+//!     [--acks FILE] [--reconnect] [--lots-end SECS]
 //! ```
 //! Scenarios: `hot`, `many`, `fanout`, `idle`, `ramp`, `smoke` (docs/benchmarks.md). The report
 //! goes to stdout as a Markdown table and to `DIR/SCENARIO.json` (default `target/load`), with
@@ -39,13 +39,18 @@ pub struct Args {
     pub out: std::path::PathBuf,
     /// Where to write every answer as JSON lines (for `gavel-admin check`).
     pub acks: Option<std::path::PathBuf>,
+    /// Connect again when a connection is lost, resuming from the last event (as browsers do).
+    pub reconnect: bool,
+    /// Every second lot ends this many seconds after it is made (staggered 3 s apart), so that
+    /// lots close during the run; the others last an hour.
+    pub lots_end: Option<u64>,
     pub plan: Plan,
 }
 
 fn usage() -> &'static str {
     "usage: gavel-load hot|many|fanout|idle|ramp|smoke [--gateway URL] [--rpc URL] [--domain HOST:PORT] \
      [--chain-id N] [--rate N] [--duration SECS] [--lots N] [--bidders N] [--watchers N] \
-     [--gateway-pid PID] [--out DIR] [--acks FILE]"
+     [--gateway-pid PID] [--out DIR] [--acks FILE] [--reconnect] [--lots-end SECS]"
 }
 
 fn args() -> Result<Args> {
@@ -59,7 +64,13 @@ fn args() -> Result<Args> {
     let mut gateway_pid = None;
     let mut out = std::path::PathBuf::from("target/load");
     let mut acks = None;
+    let mut reconnect = false;
+    let mut lots_end = None;
     while let Some(flag) = args.next() {
+        if flag == "--reconnect" {
+            reconnect = true;
+            continue;
+        }
         let value = args
             .next()
             .with_context(|| format!("{flag} needs a value\n{}", usage()))?;
@@ -81,6 +92,7 @@ fn args() -> Result<Args> {
             "--gateway-pid" => gateway_pid = Some(u32::try_from(number()?)?),
             "--out" => out = value.into(),
             "--acks" => acks = Some(value.into()),
+            "--lots-end" => lots_end = Some(number()?.max(60)),
             other => bail!("unknown option {other}\n{}", usage()),
         }
     }
@@ -100,6 +112,8 @@ fn args() -> Result<Args> {
         gateway_pid,
         out,
         acks,
+        reconnect,
+        lots_end,
         plan,
     })
 }

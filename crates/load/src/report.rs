@@ -14,10 +14,11 @@ pub fn histogram<T: Counter>() -> Histogram<T> {
 }
 
 /// Refusals that never reached the lot's serialisation: the gateway's own (a connection's bids in
-/// flight, `bids` unreachable) and the bidder's rate limit. Everything else was decided by the
+/// flight, `bids` unreachable), answers lost with a connection, and the bidder's rate limit. Everything else was decided by the
 /// engine's rules (accepted, too low, closed, …).
-pub const NOT_DECIDED: [&str; 4] = [
+pub const NOT_DECIDED: [&str; 5] = [
     "too_many_bids",
+    "connection_lost",
     "upstream_unavailable",
     "engine_busy",
     "rate_limited",
@@ -218,6 +219,8 @@ pub struct Report {
     pub delivery: Latency,
     pub events_out_of_order: u64,
     pub events_missing: u64,
+    /// Connections lost and made again (`--reconnect`).
+    pub reconnects: u64,
     pub errors: Vec<String>,
     pub memory: Memory,
     pub ramp: Vec<Step>,
@@ -286,6 +289,12 @@ impl Report {
             "events missing / out of order",
             format!("{} / {}", self.events_missing, self.events_out_of_order),
         );
+        if self.reconnects > 0 {
+            row(
+                "connections lost and made again",
+                self.reconnects.to_string(),
+            );
+        }
         row(
             "connections (failed)",
             format!("{} ({})", self.connections, self.connection_failures),

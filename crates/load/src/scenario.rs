@@ -9,7 +9,7 @@ use futures_util::{StreamExt, stream};
 use tokio::sync::{mpsc, watch};
 
 use crate::Args;
-use crate::connection::{self, Due, Seen, Setup, lock};
+use crate::connection::{self, Due, Resume, Seen, Setup, lock};
 use crate::report::{Latency, Memory, NOT_DECIDED, Report, Shared, Step, Target, histogram};
 use crate::setup::{self, Gateway};
 
@@ -97,7 +97,7 @@ pub struct Plan {
 /// One run: returns whether it was clean.
 pub async fn run(args: Args) -> Result<bool> {
     let plan = args.plan.clone();
-    let gateway = Gateway::new(&args).await?;
+    let gateway = Arc::new(Gateway::new(&args).await?);
     let pid = args.gateway_pid.or_else(setup::find_gateway);
     let mut memory = Memory {
         pid,
@@ -112,7 +112,10 @@ pub async fn run(args: Args) -> Result<bool> {
         plan.watchers,
         args.gateway
     );
-    let lots = gateway.lots(plan.lots).await.context("creating the lots")?;
+    let lots = gateway
+        .lots(plan.lots, args.lots_end)
+        .await
+        .context("creating the lots")?;
     let bidders = gateway
         .bidders(plan.bidders)
         .await
@@ -130,6 +133,12 @@ pub async fn run(args: Args) -> Result<bool> {
             .map(|k| lots[(b * each + k) % lots.len()].clone())
             .collect()
     };
+    let resume = |index: usize| {
+        args.reconnect.then(|| Resume {
+            gateway: gateway.clone(),
+            source: gateway.source(index),
+        })
+    };
     let mut setups: Vec<Setup> = bidders
         .iter()
         .enumerate()
@@ -138,10 +147,12 @@ pub async fn run(args: Args) -> Result<bool> {
             token: Some(bidder.token.clone()),
             lots: bidder_lots(index),
             sampled: false,
+            resume: resume(index),
         })
         .collect();
     setups.extend((0..plan.watchers).map(|w| Setup {
         index: plan.bidders + w,
+        resume: resume(plan.bidders + w),
         token: None,
         lots: if lots.is_empty() {
             Vec::new()
@@ -401,6 +412,7 @@ fn report(
         delivery: Latency::default(),
         events_out_of_order: 0,
         events_missing: 0,
+        reconnects: 0,
         errors: Vec::new(),
         memory,
         ramp,
@@ -422,6 +434,7 @@ fn report(
             report.deliveries += seen.deliveries;
             report.events_out_of_order += seen.disorder;
             report.events_missing += seen.missing;
+            report.reconnects += seen.reconnects;
             if let Some(error) = &seen.error
                 && errors.len() < 5
             {

@@ -162,7 +162,9 @@ impl Gateway {
     }
 
     /// Creates `count` lots open for an hour, and waits until the engine has opened them all.
-    pub async fn lots(&self, count: usize) -> Result<Vec<String>> {
+    /// Creates `count` lots open now, for an hour; with `early`, every second lot (the even
+    /// ones) ends instead `early` + 3 s × its rank after now, so that closes happen during the run.
+    pub async fn lots(&self, count: usize, early: Option<u64>) -> Result<Vec<String>> {
         let seller = PrivateKeySigner::random();
         let token = self.sign_in(0, &seller).await.context("the seller")?;
         let now = chrono::Utc::now();
@@ -170,6 +172,14 @@ impl Gateway {
             .map(|index| {
                 let token = token.clone();
                 async move {
+                    let ends_at = match early {
+                        Some(secs) if index % 2 == 0 => {
+                            now + chrono::Duration::seconds(i64::try_from(
+                                secs + 3 * (index as u64 / 2),
+                            )?)
+                        }
+                        _ => now + chrono::Duration::hours(1),
+                    };
                     let body = json!({
                         "title": format!("Load test lot {index}"),
                         "description": "Made by gavel-load.",
@@ -177,7 +187,7 @@ impl Gateway {
                         "start_price": START_WEI.to_string(),
                         "increment": {"kind": "absolute", "wei": INCREMENT_WEI.to_string()},
                         "starts_at": now,
-                        "ends_at": now + chrono::Duration::hours(1),
+                        "ends_at": ends_at,
                     });
                     let lot = expect_ok(
                         self.client(index)
