@@ -5,6 +5,7 @@
 //! gavel-admin dead-letters replay CONSUMER [--event EVENT_ID]
 //! gavel-admin unrouted list [--limit N]
 //! gavel-admin unrouted replay [--event EVENT_ID]
+//! gavel-admin dead-letters|unrouted expire [CONSUMER] --older-than AGE
 //! gavel-admin releases list [--limit N]
 //! gavel-admin releases retry [--id N]
 //! gavel-admin reconcile [--repair] [--grace DURATION]
@@ -32,6 +33,8 @@ const USAGE: &str = "usage:
   gavel-admin dead-letters replay CONSUMER [--event ID]  back to CONSUMER's queue, attempts reset
   gavel-admin unrouted list [--limit N]                  what waits in gavel.unrouted
   gavel-admin unrouted replay [--event ID]               back to the events exchange
+  gavel-admin dead-letters expire CONSUMER --older-than AGE   delete parked events older than AGE
+  gavel-admin unrouted expire --older-than AGE           (e.g. 30d); prints each one deleted
 The broker comes from GAVEL_BROKER__URL (or GAVEL_CONFIG's file), as for the services.";
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +53,10 @@ enum Command {
     Replay {
         parking: Parking,
         only: Option<Uuid>,
+    },
+    Expire {
+        parking: Parking,
+        older_than: std::time::Duration,
     },
 }
 
@@ -79,6 +86,12 @@ fn parse(args: &[String], exchange: &str) -> anyhow::Result<Command> {
             limit: limit
                 .parse()
                 .with_context(|| format!("--limit {limit:?} is not a number\n{USAGE}"))?,
+        }),
+        ("expire", ["--older-than", age]) => Ok(Command::Expire {
+            parking,
+            older_than: humantime_serde::re::humantime::parse_duration(age).with_context(|| {
+                format!("--older-than {age:?} is not a duration (e.g. 30d)\n{USAGE}")
+            })?,
         }),
         ("replay", []) => Ok(Command::Replay {
             parking,
@@ -201,6 +214,23 @@ async fn main() -> anyhow::Result<ExitCode> {
                 bail!("no message with that event id waits in {}", parking.queue());
             }
         }
+        Command::Expire {
+            parking,
+            older_than,
+        } => {
+            let done = parked::expire(&broker, &parking, older_than)
+                .await
+                .with_context(|| format!("expiring {}", parking.queue()))?;
+            for message in &done.dropped {
+                println!("deleted {}", describe(message));
+            }
+            println!(
+                "deleted {} message(s) from {}; {} kept",
+                done.dropped.len(),
+                parking.queue(),
+                done.kept
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -245,6 +275,15 @@ mod tests {
                 limit: 5
             }
         );
+        assert_eq!(
+            parse(&args("unrouted expire --older-than 30d"), "gavel.events").expect("ok"),
+            Command::Expire {
+                parking: Parking::Unrouted {
+                    exchange: "gavel.events".to_owned()
+                },
+                older_than: std::time::Duration::from_secs(30 * 86_400)
+            }
+        );
         for bad in [
             "",
             "dead-letters",
@@ -253,6 +292,8 @@ mod tests {
             "unrouted list --limit many",
             "unrouted replay --event 42",
             "unrouted replay extra",
+            "unrouted expire",
+            "unrouted expire --older-than soon",
         ] {
             assert!(parse(&args(bad), "gavel.events").is_err(), "{bad:?}");
         }

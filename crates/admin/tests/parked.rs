@@ -280,3 +280,55 @@ async fn an_unrouted_event_reaches_its_consumer_when_replayed_after_the_binding_
     );
     world.cancel.cancel();
 }
+
+/// The operator's retention job for parked messages deletes only the events older than the age
+/// it is given, prints each, and leaves the rest parked in their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_a_dead_letter_queue_deletes_only_the_old_events() {
+    let world = world().await;
+    world.start_consumer().await;
+    let mut old = Envelope::new("notebook", Some(1), &Noted { number: 1 }).expect("serializable");
+    old.occurred_at = chrono::Utc::now() - chrono::Duration::days(40);
+    let recent = Envelope::new("notebook", Some(2), &Noted { number: 2 }).expect("serializable");
+    world.vhost.publish(&old, CONSUMER).await;
+    world.vhost.publish(&recent, CONSUMER).await;
+    let parking = Parking::DeadLetters {
+        consumer: CONSUMER.to_owned(),
+    };
+    wait_until_async("both events to be dead-lettered", DEADLINE, || async {
+        parked::list(&world.broker, &parking, 10)
+            .await
+            .expect("listed")
+            .len()
+            == 2
+    })
+    .await;
+
+    let bad = world
+        .admin(&["dead-letters", "expire", CONSUMER, "--older-than", "soon"])
+        .await;
+    assert!(!bad.status.success());
+    let expired = world
+        .admin(&["dead-letters", "expire", CONSUMER, "--older-than", "30d"])
+        .await;
+    assert!(expired.status.success(), "{expired:?}");
+    let text = stdout(&expired);
+    assert!(
+        text.starts_with(&format!("deleted {}", old.id)),
+        "the deleted event is printed first: {text}"
+    );
+    assert!(
+        text.contains("deleted 1 message(s) from test.admin.dlq; 1 kept"),
+        "{text}"
+    );
+    let left = parked::list(&world.broker, &parking, 10)
+        .await
+        .expect("listed");
+    assert_eq!(
+        left.iter()
+            .map(|message| message.event.as_ref().map(|event| event.id))
+            .collect::<Vec<_>>(),
+        [Some(recent.id)]
+    );
+    world.cancel.cancel();
+}

@@ -245,3 +245,49 @@ pub async fn replay(
     channel.close(200, "replayed".into()).await?;
     Ok(done)
 }
+
+/// What expiring a parking queue did.
+#[derive(Debug, Clone, Default)]
+pub struct Expired {
+    /// The messages deleted: events that happened before the cut-off.
+    pub dropped: Vec<Parked>,
+    /// Messages left where they were: younger events, and bodies that are not events (they have
+    /// no time to judge by).
+    pub kept: usize,
+}
+
+/// Deletes the parked events that happened more than `older_than` ago (an operator's retention
+/// job); every other message goes back to the end of the queue. Returns what was deleted, so the
+/// operator keeps a record of it.
+pub async fn expire(
+    broker: &Broker,
+    parking: &Parking,
+    older_than: std::time::Duration,
+) -> Result<Expired, ParkedError> {
+    let cutoff = chrono::Utc::now()
+        - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let channel = confirming_channel(broker).await?;
+    let queue = parking.queue();
+    let waiting = depth(&channel, &queue).await?;
+    let mut done = Expired::default();
+    for _ in 0..waiting {
+        let Some(delivery) = take(&channel, &queue).await? else {
+            break;
+        };
+        let message = parked(&delivery);
+        if message
+            .event
+            .as_ref()
+            .is_some_and(|event| event.occurred_at < cutoff)
+        {
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            done.dropped.push(message);
+        } else {
+            let headers = headers_keeping_key(&delivery);
+            move_message(&channel, &delivery, "", &queue, headers).await?;
+            done.kept += 1;
+        }
+    }
+    channel.close(200, "expired".into()).await?;
+    Ok(done)
+}
