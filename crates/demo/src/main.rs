@@ -225,22 +225,7 @@ fn png(width: u32, height: u32, colour: [u8; 3]) -> Vec<u8> {
         png.extend_from_slice(&(data.len() as u32).to_be_bytes());
         let chunk = [kind, data].concat();
         png.extend_from_slice(&chunk);
-        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        png.extend_from_slice(&crc32fast::hash(&chunk).to_be_bytes());
     }
     png
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for byte in data {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }

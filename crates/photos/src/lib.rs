@@ -312,26 +312,11 @@ mod tests {
         max_pixels: 8_000_000,
     };
 
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for byte in bytes {
-            crc ^= u32::from(*byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
     fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
         let mut out = (data.len() as u32).to_be_bytes().to_vec();
         out.extend_from_slice(kind);
         out.extend_from_slice(data);
-        out.extend_from_slice(&crc32(&out[4..]).to_be_bytes());
+        out.extend_from_slice(&crc32fast::hash(&out[4..]).to_be_bytes());
         out
     }
 

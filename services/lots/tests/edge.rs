@@ -22,7 +22,7 @@ fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     body.extend_from_slice(data);
     let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
     chunk.extend_from_slice(&body);
-    chunk.extend_from_slice(&common::images::crc32(&body).to_be_bytes());
+    chunk.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
     chunk
 }
 

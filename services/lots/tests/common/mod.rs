@@ -299,7 +299,7 @@ pub mod images {
             let mut chunk = kind.to_vec();
             chunk.extend_from_slice(data);
             bytes.extend_from_slice(&chunk);
-            bytes.extend_from_slice(&crc32(&chunk).to_be_bytes());
+            bytes.extend_from_slice(&crc32fast::hash(&chunk).to_be_bytes());
         }
         bytes
     }
@@ -332,21 +332,6 @@ pub mod images {
         bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&body);
         bytes
-    }
-
-    pub fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for byte in data {
-            crc ^= u32::from(*byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
     }
 }
 
