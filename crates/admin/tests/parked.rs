@@ -110,6 +110,22 @@ impl World {
             .expect("count")
     }
 
+    /// Waits until `count` events wait in the consumer's dead-letter queue; returns that queue.
+    async fn parked(&self, count: usize) -> Parking {
+        let parking = Parking::DeadLetters {
+            consumer: CONSUMER.to_owned(),
+        };
+        wait_until_async("the events to be dead-lettered", DEADLINE, || async {
+            parked::list(&self.broker, &parking, 10)
+                .await
+                .expect("listed")
+                .len()
+                == count
+        })
+        .await;
+        parking
+    }
+
     /// Runs `gavel-admin ARGS` against this world's vhost.
     async fn admin(&self, args: &[&str]) -> Output {
         let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
@@ -138,17 +154,7 @@ async fn a_dead_lettered_event_is_listed_then_replayed_and_handled_once() {
     let bystander = Envelope::new("notebook", Some(8), &Noted { number: 8 }).expect("serializable");
     world.vhost.publish(&event, CONSUMER).await;
     world.vhost.publish(&bystander, CONSUMER).await;
-    let parking = Parking::DeadLetters {
-        consumer: CONSUMER.to_owned(),
-    };
-    wait_until_async("both events to be dead-lettered", DEADLINE, || async {
-        parked::list(&world.broker, &parking, 10)
-            .await
-            .expect("listed")
-            .len()
-            == 2
-    })
-    .await;
+    let parking = world.parked(2).await;
 
     let listed = world.admin(&["dead-letters", "list", CONSUMER]).await;
     assert!(listed.status.success(), "{listed:?}");
@@ -292,17 +298,7 @@ async fn expiring_a_dead_letter_queue_deletes_only_the_old_events() {
     let recent = Envelope::new("notebook", Some(2), &Noted { number: 2 }).expect("serializable");
     world.vhost.publish(&old, CONSUMER).await;
     world.vhost.publish(&recent, CONSUMER).await;
-    let parking = Parking::DeadLetters {
-        consumer: CONSUMER.to_owned(),
-    };
-    wait_until_async("both events to be dead-lettered", DEADLINE, || async {
-        parked::list(&world.broker, &parking, 10)
-            .await
-            .expect("listed")
-            .len()
-            == 2
-    })
-    .await;
+    let parking = world.parked(2).await;
 
     let bad = world
         .admin(&["dead-letters", "expire", CONSUMER, "--older-than", "soon"])

@@ -91,6 +91,34 @@ pub struct CorruptValue {
     pub value: String,
 }
 
+/// Runs `prune` (a deletion of rows past their retention, returning how many it deleted) at
+/// start and every hour until cancelled, logging what it did under `what`. A failure is logged
+/// and tried again at the next hour: retention is never worth stopping a service for.
+pub async fn prune_hourly<F, Fut>(
+    what: &str,
+    cancel: tokio_util::sync::CancellationToken,
+    mut prune: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match prune().await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(what, deleted, "deleted rows past their retention"),
+            Err(error) => {
+                tracing::warn!(what, %error, "cannot delete rows past their retention; trying again in an hour")
+            }
+        }
+    }
+}
+
 /// Parses the text of `column`, or says which value could not be read.
 pub fn parse_column<T: std::str::FromStr>(
     column: &'static str,

@@ -14,7 +14,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
 use crate::BoxError;
 use crate::problem::{CONTENT_TYPE, Problem};
@@ -149,24 +148,8 @@ impl StoredAnswers {
 
     /// Prunes at start and every hour until cancelled.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), BoxError> {
-        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return Ok(()),
-                _ = ticker.tick() => {}
-            }
-            match self.prune().await {
-                Ok(0) => {}
-                Ok(deleted) => info!(
-                    table = self.table,
-                    deleted, "deleted stored answers past their retention"
-                ),
-                Err(error) => {
-                    warn!(table = self.table, %error, "cannot prune stored answers; trying again later")
-                }
-            }
-        }
+        crate::db::prune_hourly(self.table, cancel, || self.prune()).await;
+        Ok(())
     }
 }
 

@@ -397,9 +397,6 @@ pub(crate) async fn copy_confirmed(
     Ok(matches!(confirmation, Confirmation::Ack(_)))
 }
 
-/// How often a consumer deletes its inbox rows past `broker.inbox_retention`.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
 /// Deletes `consumer`'s inbox rows handled more than `older_than` ago, a batch at a time so no
 /// statement holds many locks; returns how many.
 pub async fn prune_inbox(
@@ -434,19 +431,9 @@ async fn keep_inbox_pruned(
     older_than: Duration,
     cancel: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(PRUNE_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        match prune_inbox(&pool, &consumer, older_than).await {
-            Ok(0) => {}
-            Ok(deleted) => info!(%consumer, deleted, "deleted inbox rows past their retention"),
-            Err(error) => warn!(%consumer, %error, "cannot prune the inbox; trying again later"),
-        }
-    }
+    let what = format!("inbox of {consumer}");
+    gavel_common::db::prune_hourly(&what, cancel, || prune_inbox(&pool, &consumer, older_than))
+        .await;
 }
 
 fn attempt_of(delivery: &Delivery) -> u32 {
