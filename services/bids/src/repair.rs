@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::RepairConfig;
+use crate::rules::Status;
 use crate::store::{self, StoreError};
 use crate::wallets::{Restore, Unconfirmed, Verdict, Wallets, WalletsError};
 
@@ -106,7 +107,10 @@ impl Repair {
         let verdict = if recorded {
             Verdict::Recorded
         } else {
+            // A cancelled lot needs no hold at all: `wallets` does not follow `auction.cancelled`
+            // (nobody pays), so a hold restored there would stay active for good.
             let restore = stored
+                .filter(|stored| stored.lot.status != Status::Cancelled)
                 .and_then(|stored| stored.lot.leader)
                 .filter(|leader| leader.wallet == hold.wallet)
                 .map(|leader| Restore {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Bidder, DEADLINE, Engine, World, rules, world};
@@ -14,6 +15,7 @@ use gavel_bids::rules::Status;
 use gavel_events::Outcome;
 use gavel_test_support::wait_until_async;
 use gavel_types::{AccountId, BidId, LotId, Wei};
+use tokio::sync::Notify;
 
 const GRACE: Duration = Duration::from_secs(60);
 
@@ -416,4 +418,72 @@ async fn an_operator_closes_one_lot_early_and_cancels_another_with_bids() {
     );
     assert_eq!(reconcile(&world, false).await.differences, []);
     engine.stop().await;
+}
+
+/// Found in review: a lot cancelled while its leader's newer hold was in flight (the engine died
+/// between placing the hold and recording the bid) must not get that hold "restored" to the
+/// leader's earlier bid by repair — `wallets` does not follow `auction.cancelled`, so the restored
+/// hold would lock the bidder's money for good. Repair releases it instead.
+#[tokio::test]
+async fn repair_after_a_cancel_releases_the_hold_instead_of_restoring_it() {
+    let world = world(Duration::from_millis(500)).await;
+    let engine = world.engine().await;
+    let lot = world.create_lot(&engine, rules(), AccountId::new()).await;
+    let bidder = world.bidder("100000").await;
+    assert_eq!(
+        world.bid(&engine, &bidder, lot, "first", 100, None).await.0,
+        201
+    );
+    wait_until_async("wallets to record the first bid", DEADLINE, || async {
+        world
+            .wallets_scalar::<i64>("SELECT count(*) FROM holds WHERE bid_recorded")
+            .await
+            == 1
+    })
+    .await;
+    engine.stop().await;
+
+    // The bidder raises; the engine dies with the new hold placed and the bid not recorded.
+    let stalled = Arc::new(Notify::new());
+    let doomed = world
+        .engine_with(
+            world.config(1000),
+            Hooks {
+                stall_after_hold: Some(stalled.clone()),
+            },
+        )
+        .await;
+    let client = world.client.clone();
+    let url = format!("{}/lots/{lot}/bids", doomed.base);
+    let token = bidder.token.clone();
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(url)
+            .bearer_auth(token)
+            .header("idempotency-key", "raise")
+            .json(&serde_json::json!({"amount": "300"}))
+            .send()
+            .await
+    });
+    stalled.notified().await;
+    doomed.kill();
+    let _ = in_flight.await;
+
+    assert_eq!(
+        operator::cancel(&world.db.pool, lot, "stolen goods")
+            .await
+            .expect("cancelled"),
+        Ended::Cancelled {
+            released: Some(bidder.wallet)
+        }
+    );
+    let restarted = world.engine().await;
+    wait_until_async(
+        "every hold on the cancelled lot to be released",
+        DEADLINE,
+        || async { world.active_holds(lot).await.is_empty() },
+    )
+    .await;
+    assert_eq!(reconcile(&world, false).await.differences, []);
+    restarted.stop().await;
 }
