@@ -42,8 +42,8 @@ run_faults() {
   mkdir -p "$state/faults"
   printf '| fault | ready again after |\n|---|---|\n' >"$state/faults/recovery.md"
   local acks="$state/faults/acks.jsonl" load_log="$state/logs/faults-load.log"
-  log "fault suite: a steady load (gavel-load many: 40 bids/s on 20 lots, 10 of which end during it, 40 watchers) for 100 s"
-  "target/$profile/gavel-load" many --rate 40 --duration 100 --lots 20 --bidders 80 --watchers 40 \
+  log "fault suite: a steady load (gavel-load many: 40 bids/s on 20 lots, 10 of which end during it, 40 watchers) for 130 s"
+  "target/$profile/gavel-load" many --rate 40 --duration 130 --lots 20 --bidders 80 --watchers 40 \
     --lots-end 60 --reconnect --acks "$acks" --out "$state/faults" >"$load_log" 2>&1 &
   local load=$!
   wait_for "the load to start bidding" 120 grep -q 'subscribed; bidding' "$load_log" || {
@@ -99,15 +99,29 @@ run_faults() {
   kill_and_restart lots
   kill_and_restart notifier
   sleep 4
+  # The last fault must still land while the clients bid, or it tests nothing.
+  if ! kill -0 "$load" 2>/dev/null || grep -q '^answers as the clients saw them' "$load_log"; then
+    log "the load ended before the last fault: lengthen its --duration"
+    return 1
+  fi
   log "fault: gateway-ws SIGKILLed: every client cut off mid-stream (they connect again and resume)"
   kill_and_restart gateway-ws
   local status=0
   wait "$load" || status=$?
   sed -n '/^|/p' "$load_log" | head -n 30 >&2
   log "gavel-load exited with $status (refusals are expected while services are down)"
-  # Every watcher must have converged: no event missing or out of order on any connection.
-  if ! grep -q '^| events missing / out of order | 0 / 0 |' "$load_log"; then
-    log "watchers did not converge (see $load_log)"
+  # Every client must have lasted the run and every watcher converged: no connection lost for
+  # good, no bid left unanswered, no event missing or out of order on any connection.
+  if ! python3 - "$state/faults/many.json" <<'CHECK'
+import json, sys
+report = json.load(open(sys.argv[1]))
+keys = ("errors", "bids_unanswered", "events_missing", "events_out_of_order", "connection_failures")
+problems = {key: report[key] for key in keys if report.get(key)}
+if problems:
+    sys.exit(f"the clients did not come through: {problems}")
+CHECK
+  then
+    log "see $load_log"
     return 1
   fi
   log "recovery times"

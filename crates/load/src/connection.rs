@@ -235,10 +235,14 @@ pub async fn run(
                     let id = format!("b{}", due.number);
                     let bid = json!({"type": "bid", "id": id, "lot_id": lot, "amount": amount.to_string()});
                     outstanding.insert(id, (due.due, due.lot));
-                    if let Err(error) = ws.send(Message::text(bid.to_string())).await {
+                    if let Err(error) = ws.send(Message::text(bid.to_string())).await
+                        && setup.resume.is_none()
+                    {
                         seen.error = Some(format!("sending a bid: {error}"));
                         break;
                     }
+                    // With --reconnect, the next read sees the connection gone, connects again
+                    // and counts this bid's answer as lost with it.
                 }
                 None => sending = false,
             },

@@ -316,8 +316,19 @@ pub async fn run(args: Args) -> Result<bool> {
     let cpu = crate::cpu::usage(&cpu_before, &crate::cpu::snapshot());
     drop(schedules);
 
-    // Every watcher must reach the last sequence an accepted bid got on its lots.
-    let finals = Arc::new(lock(&shared).last_sequence.clone());
+    // Every watcher must reach each of its lots' sequence as the engine has it once bidding
+    // ended: the database's state, which covers the last accepted bid and any close after it.
+    let mut targets = lock(&shared).last_sequence.clone();
+    match gateway.sequences(&lots).await {
+        Ok(now) => {
+            for (lot, sequence) in now {
+                let target = targets.entry(lot).or_default();
+                *target = (*target).max(sequence);
+            }
+        }
+        Err(error) => errors.push(format!("reading the lots' sequences: {error:#}")),
+    }
+    let finals = Arc::new(targets);
     let acks = shared.clone();
     let _ = finals_tx.send(Some(finals));
     let mut seen = Vec::new();

@@ -7,6 +7,7 @@
 //! comes near the limits, even in runs one after the other; a remote gateway sees one address,
 //! whose limits the operator raises for the run (docs/benchmarks.md).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -214,6 +215,25 @@ impl Gateway {
             wait_until_open(self.client(index), &url, deadline).await?;
         }
         Ok(ids)
+    }
+}
+
+impl Gateway {
+    /// Each lot's sequence as the engine has it now: what every watcher must reach once bidding
+    /// has ended (it counts closes and other events no client's answer reported).
+    pub async fn sequences(&self, lots: &[String]) -> Result<HashMap<String, i64>> {
+        stream::iter(lots.iter().enumerate())
+            .map(|(index, id)| async move {
+                let url = format!("{}/auction/lots/{id}", self.api);
+                let state = expect_ok(self.client(index).get(&url).send().await?).await?;
+                let sequence = state["sequence"]
+                    .as_i64()
+                    .with_context(|| format!("{url} has no sequence: {state}"))?;
+                Ok::<_, anyhow::Error>((id.clone(), sequence))
+            })
+            .buffered(16)
+            .try_collect()
+            .await
     }
 }
 
