@@ -37,6 +37,9 @@ const USAGE: &str = "usage:
   gavel-admin unrouted expire --older-than AGE           (e.g. 30d); prints each one deleted
 The broker comes from GAVEL_BROKER__URL (or GAVEL_CONFIG's file), as for the services.";
 
+/// The youngest parked events `expire` may delete.
+const MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 #[derive(Debug, Deserialize)]
 struct Config {
     broker: BrokerConfig,
@@ -87,12 +90,22 @@ fn parse(args: &[String], exchange: &str) -> anyhow::Result<Command> {
                 .parse()
                 .with_context(|| format!("--limit {limit:?} is not a number\n{USAGE}"))?,
         }),
-        ("expire", ["--older-than", age]) => Ok(Command::Expire {
-            parking,
-            older_than: humantime_serde::re::humantime::parse_duration(age).with_context(|| {
-                format!("--older-than {age:?} is not a duration (e.g. 30d)\n{USAGE}")
-            })?,
-        }),
+        ("expire", ["--older-than", age]) => {
+            let older_than =
+                humantime_serde::re::humantime::parse_duration(age).with_context(|| {
+                    format!("--older-than {age:?} is not a duration (e.g. 30d)\n{USAGE}")
+                })?;
+            // A slip of the unit (30s for 30d) would delete events consumers still need.
+            if older_than < MIN_AGE {
+                bail!(
+                    "--older-than {age:?} is less than an hour: parked events that young are still being looked at"
+                );
+            }
+            Ok(Command::Expire {
+                parking,
+                older_than,
+            })
+        }
         ("replay", []) => Ok(Command::Replay {
             parking,
             only: None,
@@ -218,15 +231,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             parking,
             older_than,
         } => {
-            let done = parked::expire(&broker, &parking, older_than)
-                .await
-                .with_context(|| format!("expiring {}", parking.queue()))?;
-            for message in &done.dropped {
+            let done = parked::expire(&broker, &parking, older_than, |message| {
                 println!("deleted {}", describe(message));
-            }
+            })
+            .await
+            .with_context(|| format!("expiring {}", parking.queue()))?;
             println!(
                 "deleted {} message(s) from {}; {} kept",
-                done.dropped.len(),
+                done.dropped,
                 parking.queue(),
                 done.kept
             );
@@ -294,6 +306,7 @@ mod tests {
             "unrouted replay extra",
             "unrouted expire",
             "unrouted expire --older-than soon",
+            "unrouted expire --older-than 30s",
         ] {
             assert!(parse(&args(bad), "gavel.events").is_err(), "{bad:?}");
         }

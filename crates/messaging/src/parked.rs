@@ -247,25 +247,27 @@ pub async fn replay(
 }
 
 /// What expiring a parking queue did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
-    /// The messages deleted: events that happened before the cut-off.
-    pub dropped: Vec<Parked>,
+    /// Events deleted: they happened before the cut-off.
+    pub dropped: usize,
     /// Messages left where they were: younger events, and bodies that are not events (they have
     /// no time to judge by).
     pub kept: usize,
 }
 
 /// Deletes the parked events that happened more than `older_than` ago (an operator's retention
-/// job); every other message goes back to the end of the queue. Returns what was deleted, so the
-/// operator keeps a record of it.
+/// job); every other message goes back to the end of the queue. `deleted` is told of each event
+/// as it goes, so the operator keeps a record even if the run stops half-way.
 pub async fn expire(
     broker: &Broker,
     parking: &Parking,
     older_than: std::time::Duration,
+    mut deleted: impl FnMut(&Parked),
 ) -> Result<Expired, ParkedError> {
-    let cutoff = chrono::Utc::now()
-        - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let cutoff = chrono::Duration::from_std(older_than)
+        .ok()
+        .and_then(|age| chrono::Utc::now().checked_sub_signed(age));
     let channel = confirming_channel(broker).await?;
     let queue = parking.queue();
     let waiting = depth(&channel, &queue).await?;
@@ -275,13 +277,15 @@ pub async fn expire(
             break;
         };
         let message = parked(&delivery);
-        if message
+        let old = message
             .event
             .as_ref()
-            .is_some_and(|event| event.occurred_at < cutoff)
-        {
+            .zip(cutoff)
+            .is_some_and(|(event, cutoff)| event.occurred_at < cutoff);
+        if old {
             delivery.acker.ack(BasicAckOptions::default()).await?;
-            done.dropped.push(message);
+            deleted(&message);
+            done.dropped += 1;
         } else {
             let headers = headers_keeping_key(&delivery);
             move_message(&channel, &delivery, "", &queue, headers).await?;
