@@ -46,6 +46,7 @@ run_faults() {
   "target/$profile/gavel-load" many --rate 40 --duration 130 --lots 20 --bidders 80 --watchers 40 \
     --lots-end 60 --reconnect --acks "$acks" --out "$state/faults" >"$load_log" 2>&1 &
   local load=$!
+  pids+=("$load") # stopped with the services if the suite fails half-way
   wait_for "the load to start bidding" 120 grep -q 'subscribed; bidding' "$load_log" || {
     tail -n 20 "$load_log" >&2
     return 1
