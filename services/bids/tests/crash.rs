@@ -4,51 +4,25 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{DEADLINE, rules, world};
-use gavel_bids::engine::Hooks;
 use gavel_test_support::wait_until_async;
 use gavel_types::AccountId;
-use tokio::sync::Notify;
 
 #[tokio::test]
 async fn an_engine_killed_between_hold_and_record_leaves_no_orphan_hold() {
     let world = world(Duration::from_millis(500)).await;
-    let stalled = Arc::new(Notify::new());
-    let doomed = world
-        .engine_with(
-            world.config(1000),
-            Hooks {
-                stall_after_hold: Some(stalled.clone()),
-            },
-        )
-        .await;
-    let lot = world.create_lot(&doomed, rules(), AccountId::new()).await;
+    let doomed = world.stalling_engine().await;
+    let lot = world.create_lot(&doomed.0, rules(), AccountId::new()).await;
     let bidder = world.bidder("1000000").await;
 
-    let client = world.client.clone();
-    let url = format!("{}/lots/{lot}/bids", doomed.base);
-    let token = bidder.token.clone();
-    let in_flight = tokio::spawn(async move {
-        client
-            .post(url)
-            .bearer_auth(token)
-            .header("idempotency-key", "the-bid")
-            .json(&serde_json::json!({"amount": "300"}))
-            .send()
-            .await
-    });
-    stalled.notified().await;
+    world
+        .bid_and_crash_after_hold(doomed, &bidder, lot, "the-bid", 300)
+        .await;
     let holds = world.holds(lot).await;
     assert_eq!(holds.len(), 1, "the hold was placed: {holds:?}");
     assert_eq!(holds[0].1, "active");
-    doomed.kill();
-    assert!(
-        in_flight.await.expect("joined").is_err(),
-        "the request died with the engine"
-    );
 
     // The restarted engine's repair releases the orphan once its grace has passed; nothing was
     // recorded.

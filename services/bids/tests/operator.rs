@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Bidder, DEADLINE, Engine, World, rules, world};
@@ -15,7 +14,6 @@ use gavel_bids::rules::Status;
 use gavel_events::Outcome;
 use gavel_test_support::wait_until_async;
 use gavel_types::{AccountId, BidId, LotId, Wei};
-use tokio::sync::Notify;
 
 const GRACE: Duration = Duration::from_secs(60);
 
@@ -444,30 +442,10 @@ async fn repair_after_a_cancel_releases_the_hold_instead_of_restoring_it() {
     engine.stop().await;
 
     // The bidder raises; the engine dies with the new hold placed and the bid not recorded.
-    let stalled = Arc::new(Notify::new());
-    let doomed = world
-        .engine_with(
-            world.config(1000),
-            Hooks {
-                stall_after_hold: Some(stalled.clone()),
-            },
-        )
+    let doomed = world.stalling_engine().await;
+    world
+        .bid_and_crash_after_hold(doomed, &bidder, lot, "raise", 300)
         .await;
-    let client = world.client.clone();
-    let url = format!("{}/lots/{lot}/bids", doomed.base);
-    let token = bidder.token.clone();
-    let in_flight = tokio::spawn(async move {
-        client
-            .post(url)
-            .bearer_auth(token)
-            .header("idempotency-key", "raise")
-            .json(&serde_json::json!({"amount": "300"}))
-            .send()
-            .await
-    });
-    stalled.notified().await;
-    doomed.kill();
-    let _ = in_flight.await;
 
     assert_eq!(
         operator::cancel(&world.db.pool, lot, "stolen goods")

@@ -143,6 +143,47 @@ impl World {
         }
     }
 
+    /// An engine whose every bid stops for good right after its hold is placed, and what it
+    /// notifies when one does.
+    pub async fn stalling_engine(&self) -> (Engine, Arc<tokio::sync::Notify>) {
+        let stalled = Arc::new(tokio::sync::Notify::new());
+        let engine = self
+            .engine_with(
+                self.config(1000),
+                Hooks {
+                    stall_after_hold: Some(stalled.clone()),
+                },
+            )
+            .await;
+        (engine, stalled)
+    }
+
+    /// Sends `bidder`'s bid of `amount` under `key` to a [`Self::stalling_engine`] and kills
+    /// the engine once the hold is placed: the hold is in `wallets`, the bid never recorded,
+    /// and the request dies with the engine.
+    pub async fn bid_and_crash_after_hold(
+        &self,
+        (engine, stalled): (Engine, Arc<tokio::sync::Notify>),
+        bidder: &Bidder,
+        lot: LotId,
+        key: &str,
+        amount: u128,
+    ) {
+        let request = self
+            .client
+            .post(format!("{}/lots/{lot}/bids", engine.base))
+            .bearer_auth(&bidder.token)
+            .header("idempotency-key", key)
+            .json(&json!({"amount": amount.to_string()}));
+        let in_flight = tokio::spawn(request.send());
+        stalled.notified().await;
+        engine.kill();
+        assert!(
+            in_flight.await.expect("joined").is_err(),
+            "the request died with the engine"
+        );
+    }
+
     /// Publishes `lot.created` as `lots` would and waits until the engine has the lot open (or
     /// scheduled, when it starts later).
     pub async fn create_lot(&self, engine: &Engine, rules: LotRules, seller: AccountId) -> LotId {
