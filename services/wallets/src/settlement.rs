@@ -111,8 +111,8 @@ async fn auction_closed(
                 }
             }
             sqlx::query(
-                "INSERT INTO payments (lot_id, winner, winner_wallet, seller_wallet, amount, deadline, status, closed_at)
-                 VALUES ($1, $2, $3, $4, $5::numeric, $6, 'awaiting', $7) ON CONFLICT (lot_id) DO NOTHING",
+                "INSERT INTO payments (lot_id, winner, winner_wallet, seller, seller_wallet, amount, deadline, status, closed_at)
+                 VALUES ($1, $2, $3, $8, $4, $5::numeric, $6, 'awaiting', $7) ON CONFLICT (lot_id) DO NOTHING",
             )
             .bind(closed.lot_id.0)
             .bind(winner.0)
@@ -121,6 +121,7 @@ async fn auction_closed(
             .bind(price.to_string())
             .bind(deadline)
             .bind(closed.closed_at)
+            .bind(closed.seller.0)
             .execute(&mut *connection)
             .await?;
             Some(winner_wallet.to_lowercase_hex())
@@ -166,6 +167,8 @@ pub struct Payment {
     pub lot_id: LotId,
     pub winner: AccountId,
     pub winner_wallet: EthAddress,
+    /// The seller's account; `None` for payments recorded before it was kept.
+    pub seller: Option<AccountId>,
     pub seller_wallet: EthAddress,
     pub amount: Wei,
     pub deadline: DateTime<Utc>,
@@ -210,6 +213,7 @@ impl std::str::FromStr for PaymentStatus {
 struct PaymentRow {
     winner: uuid::Uuid,
     winner_wallet: String,
+    seller: Option<uuid::Uuid>,
     seller_wallet: String,
     amount: String,
     deadline: DateTime<Utc>,
@@ -228,7 +232,7 @@ pub enum PaymentReadError {
 
 pub async fn payment(pool: &PgPool, lot_id: LotId) -> Result<Option<Payment>, PaymentReadError> {
     let row: Option<PaymentRow> = sqlx::query_as(
-        "SELECT winner, winner_wallet, seller_wallet, amount::text AS amount, deadline, status, tx_hash, closed_at
+        "SELECT winner, winner_wallet, seller, seller_wallet, amount::text AS amount, deadline, status, tx_hash, closed_at
          FROM payments WHERE lot_id = $1",
     )
     .bind(lot_id.0)
@@ -239,6 +243,7 @@ pub async fn payment(pool: &PgPool, lot_id: LotId) -> Result<Option<Payment>, Pa
         lot_id,
         winner: AccountId(row.winner),
         winner_wallet: parse_column("payments.winner_wallet", &row.winner_wallet)?,
+        seller: row.seller.map(AccountId),
         seller_wallet: parse_column("payments.seller_wallet", &row.seller_wallet)?,
         amount: parse_column("payments.amount", &row.amount)?,
         deadline: row.deadline,

@@ -22,6 +22,8 @@ struct Sale {
     token: String,
     winner: PrivateKeySigner,
     seller: String,
+    /// The seller's access token: sellers follow the payment for what they sold.
+    seller_token: String,
     price: u128,
 }
 
@@ -47,6 +49,14 @@ async fn sell_to(
             .parse()
             .expect("uuid"),
     );
+    let (seller_token, seller_signed_in) = app.sign_in(&PrivateKeySigner::random()).await;
+    let seller_account = AccountId(
+        seller_signed_in["account_id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid"),
+    );
     let loser = funded_wallet(&app.chain, &(100 * ETHER).to_string()).await;
     let lot = LotId::new();
     let bid = BidId::new();
@@ -60,7 +70,7 @@ async fn sell_to(
     }
     let closed = AuctionClosed {
         lot_id: lot,
-        seller: AccountId::new(),
+        seller: seller_account,
         seller_wallet: seller.parse().expect("address"),
         outcome: Outcome::Sold {
             winner: account,
@@ -105,6 +115,7 @@ async fn sell_to(
         token,
         winner,
         seller: seller.to_owned(),
+        seller_token,
         price,
     }
 }
@@ -194,8 +205,15 @@ async fn only_a_confirmed_successful_payment_of_the_price_to_the_seller_settles_
     let (status, again) = submit(&app, &sale, &paid).await;
     assert_eq!(
         (status, again),
-        (200, payment),
+        (200, payment.clone()),
         "resubmitting the same hash is harmless"
+    );
+    let path = format!("/payments/{}", sale.lot);
+    let (status, seen_by_seller) = app.get(&path, &sale.seller_token).await;
+    assert_eq!(
+        (status, seen_by_seller),
+        (200, payment),
+        "the seller follows the payment"
     );
 
     let events: Vec<String> = sqlx::query_scalar("SELECT routing_key FROM outbox")
@@ -218,6 +236,15 @@ async fn only_a_confirmed_successful_payment_of_the_price_to_the_seller_settles_
         )
         .await;
     assert_eq!(status, 403, "only the winner pays");
+    let (status, _) = app.get(&path, &other_token).await;
+    assert_eq!(
+        status, 403,
+        "only the winner and the seller see the payment"
+    );
+    let (status, _) = app
+        .post(&path, Some(&sale.seller_token), json!({"tx_hash": paid}))
+        .await;
+    assert_eq!(status, 403, "the seller does not pay for its own lot");
     app.stop().await;
 }
 

@@ -18,16 +18,23 @@ pub struct Submission {
     tx_hash: String,
 }
 
-/// The winner's payment for a lot: amount, seller's wallet, deadline, status.
+/// The payment for a sold lot: amount, seller's wallet, deadline, status. The winner reads it to
+/// pay; the seller reads it to follow the payment.
 #[utoipa::path(get, path = "/payments/{lot_id}", tag = "payments", security(("bearer" = [])),
     params(("lot_id" = uuid::Uuid, Path)),
-    responses((status = 200, body = Object), (status = 403, description = "only the winner")))]
+    responses((status = 200, body = Object), (status = 403, description = "only the winner and the seller")))]
 pub async fn show(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
     Path(lot_id): Path<String>,
 ) -> Result<Json<Payment>, ApiError> {
-    let payment = own_payment(&state, &lot_id, AccountId(claims.sub)).await?;
+    let caller = AccountId(claims.sub);
+    let payment = read_payment(&state, &lot_id).await?;
+    if payment.winner != caller && payment.seller != Some(caller) {
+        return Err(ApiError::Forbidden(
+            "only the winner and the seller see a lot's payment".into(),
+        ));
+    }
     Ok(Json(payment))
 }
 
@@ -88,18 +95,22 @@ pub async fn submit(
     Ok(Json(confirmed))
 }
 
+async fn read_payment(state: &AppState, lot_id: &str) -> Result<Payment, ApiError> {
+    let lot_id: LotId = lot_id
+        .parse()
+        .map_err(|error| ApiError::invalid("lot_id", error))?;
+    settlement::payment(&state.pool, lot_id)
+        .await
+        .map_err(read_error)?
+        .ok_or(ApiError::NotFound("payment for this lot"))
+}
+
 async fn own_payment(
     state: &AppState,
     lot_id: &str,
     caller: AccountId,
 ) -> Result<Payment, ApiError> {
-    let lot_id: LotId = lot_id
-        .parse()
-        .map_err(|error| ApiError::invalid("lot_id", error))?;
-    let payment = settlement::payment(&state.pool, lot_id)
-        .await
-        .map_err(read_error)?
-        .ok_or(ApiError::NotFound("payment for this lot"))?;
+    let payment = read_payment(state, lot_id).await?;
     if payment.winner != caller {
         return Err(ApiError::Forbidden("only the winner pays for a lot".into()));
     }
