@@ -1,7 +1,13 @@
-// End-to-end: one anonymous watcher (B) and one bidder (A) on the same open lot, through the
-// gateway and real services. A signs in with a fresh demo key, is funded on the dev chain, bids the
-// minimum; A must see its bid accepted and B must see the new price and a new history row live,
-// without reloading.
+// End-to-end, through the gateway and real services, in three browsers:
+// - an anonymous watcher (B) and a bidder (A) on the same open lot: A signs in with a fresh demo
+//   key, is funded on the dev chain, bids the minimum; A sees its bid accepted, B sees the new price
+//   and a new history row live, without reloading;
+// - A puts a lot up with a photo; C signs in through an injected EIP-1193 wallet (anvil signs);
+// - C outbids A: A's page says "outbid" at once, offers the new minimum and says so in the tab title;
+// - two short lots of A's close: C wins one and pays through the injected wallet
+//   (`eth_sendTransaction`, anvil answers), B (now signed in with a demo key) wins the other and
+//   pays with a transfer the page signs itself; each page follows its payment to "paid", and the
+//   seller's page shows "paid"; after a reload an ended lot still says how it ended.
 //
 //   node web/e2e/bid.mjs
 //
@@ -23,7 +29,7 @@ const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
 const FUNDS_WEI = 10n * 10n ** 18n;
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
-const OVERALL_MS = 180_000;
+const OVERALL_MS = 300_000;
 
 class Failure extends Error {}
 
@@ -139,13 +145,72 @@ async function attribute(locator, name) {
   return (await locator.count()) ? locator.first().getAttribute(name) : null;
 }
 
+/** Places the minimum bid on the lot page `page` shows; answers the amount in wei. */
+async function bidTheMinimum(page, name, { fund = false } = {}) {
+  await until(`${name} subscribed (a snapshot applied)`, async () => {
+    const sequence = await attribute(testid(page, 'lot-price'), 'data-sequence');
+    return sequence && sequence !== '0' ? sequence : null;
+  });
+  if (fund) {
+    let lastRefresh = 0;
+    await until(`${name} to see its funds`, async () => {
+      const wei = await attribute(testid(page, 'balance'), 'data-wei');
+      if (wei && BigInt(wei) >= 10n ** 18n) return wei;
+      if (Date.now() - lastRefresh > 1_000) {
+        lastRefresh = Date.now();
+        await testid(page, 'balance-refresh').click();
+      }
+      return null;
+    });
+  }
+  await until(`${name}'s minimum button to be ready`, async () => !(await testid(page, 'bid-min').isDisabled()));
+  await testid(page, 'bid-min').click();
+  const wei = await attribute(testid(page, 'bid-min'), 'data-wei');
+  await testid(page, 'bid-submit').click();
+  const state = await until(`an answer to ${name}'s bid`, async () => {
+    const shown = await attribute(testid(page, 'bid-status'), 'data-state');
+    return shown === 'accepted' || shown === 'error' ? shown : null;
+  });
+  if (state !== 'accepted') {
+    throw new Failure(`${name}'s bid was refused (${await attribute(testid(page, 'bid-status'), 'data-code')}): ${await testid(page, 'bid-status').textContent()}`);
+  }
+  return wei;
+}
+
+/**
+ * A lot of the seller's (REST, with its token) that opened a moment ago and ends in `endsInMs`
+ * (30 s by default: the shortest auction is a minute, and its start may be up to a minute back).
+ */
+async function putUp(token, what, { endsInMs = 30_000 } = {}) {
+  const now = Date.now();
+  const body = {
+    title: `Lot ${what} ${now}`,
+    description: 'Put up by the browser test.',
+    asset: 'ETH',
+    start_price: '10000000000000000',
+    increment: { kind: 'absolute', wei: '5000000000000000' },
+    starts_at: new Date(now - 35_000).toISOString(),
+    ends_at: new Date(now + endsInMs).toISOString(),
+    snipe_window_secs: 0,
+    extension_secs: 0,
+  };
+  const response = await fetch(`${WEB_URL}/api/lots`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => null);
+  if (response.status !== 201) throw new Failure(`POST /api/lots answered ${response.status}: ${JSON.stringify(answer)}`);
+  return { id: answer.id, title: body.title, endsAt: body.ends_at };
+}
+
 async function main() {
   const host = new URL(WEB_URL).hostname;
   if (host !== 'localhost') {
     log(`warning: GAVEL_WEB_URL's host is ${host}; sign-in messages name the page's host and the local stack expects localhost:8080`);
   }
   await mkdir(ARTIFACTS, { recursive: true });
-  for (const stale of ['failure-a.png', 'failure-b.png', 'failure.log']) await rm(join(ARTIFACTS, stale), { force: true });
+  for (const stale of ['failure-a.png', 'failure-b.png', 'failure-c.png', 'failure.log']) await rm(join(ARTIFACTS, stale), { force: true });
 
   const journal = [];
   journal.frames = [];
@@ -380,6 +445,84 @@ async function main() {
     if (walletShown !== walletAccount) throw new Failure(`C signed in as ${walletShown}, not the wallet's ${walletAccount}`);
     log(`C signed in through an injected EIP-1193 wallet (anvil signs personal_sign) as ${walletShown}`);
 
+
+    // --- B signs in with a demo key; A puts up lots for B and C to fight over ------------------
+    await b.goto(`${WEB_URL}/`);
+    await testid(b, 'sign-in').click();
+    await testid(b, 'demo-key').click();
+    const addressB = await until('B signed in with a demo key', async () => attribute(testid(b, 'signed-in-address'), 'data-address'));
+    await rpc('anvil_setBalance', [addressB, `0x${FUNDS_WEI.toString(16)}`]);
+    const sellerToken = await a.evaluate(() => JSON.parse(localStorage.getItem('gavel.session.v1') ?? 'null')?.token);
+    if (!sellerToken) throw new Failure('A has no access token in localStorage (gavel.session.v1)');
+    const contested = await putUp(sellerToken, 'contested', { endsInMs: 3_600_000 });
+
+    // --- C outbids B: B's page says so at once, without reloading ------------------------------
+    await b.goto(`${WEB_URL}/lots/${contested.id}`);
+    await bidTheMinimum(b, 'B', { fund: true });
+    await until('B to see that it leads', async () => (await attribute(testid(b, 'standing'), 'data-standing')) === 'leading' || null);
+    await b.evaluate(() => {
+      window.__gavelE2eMark = 'B-not-reloaded';
+    });
+    await c.goto(`${WEB_URL}/lots/${contested.id}`);
+    const outbidBy = await bidTheMinimum(c, 'C');
+    await until('B to be told it was outbid', async () => (await attribute(testid(b, 'standing'), 'data-standing')) === 'outbid' || null);
+    const newMinimum = await until('B\'s form to offer a new minimum', async () => {
+      const wei = await attribute(testid(b, 'bid-min'), 'data-wei');
+      return wei && BigInt(wei) > BigInt(outbidBy) ? wei : null;
+    });
+    const tabTitle = await b.title();
+    if (!tabTitle.startsWith('Outbid')) throw new Failure(`B's tab title does not say it was outbid: "${tabTitle}"`);
+    if ((await b.evaluate(() => window.__gavelE2eMark)) !== 'B-not-reloaded') throw new Failure('B reloaded: the outbid was not live');
+    log(`B sees "${(await testid(b, 'standing').textContent())?.trim()}", min ${newMinimum} wei, tab "${tabTitle}"`);
+    await b.screenshot({ path: join(ARTIFACTS, 'bidder-outbid.png'), fullPage: true });
+
+    // B leads again and goes to the catalogue; outbid there, it hears of it in a toast.
+    await bidTheMinimum(b, 'B');
+    await until('B to lead again', async () => (await attribute(testid(b, 'standing'), 'data-standing')) === 'leading' || null);
+    await b.goto(`${WEB_URL}/`);
+    await until('B connected (indicator "live")', async () => (await attribute(testid(b, 'connection'), 'data-state')) === 'live');
+    await bidTheMinimum(c, 'C');
+    const toastText = await until('B to be told in a toast, on another page', async () => {
+      const texts = await b.locator('.toast').allTextContents();
+      return texts.find((text) => text.includes('outbid') && text.includes(contested.title)) ?? null;
+    });
+    log(`B on the catalogue: "${toastText}"`);
+
+    // --- two short lots of A's: C and B win one each and pay, each their own way ----------------
+    const short = [await putUp(sellerToken, 'paid by a browser wallet'), await putUp(sellerToken, 'paid with a demo key')];
+    log(`A put up two short lots ending ${short[0].endsAt}: ${short.map((lot) => lot.id).join(', ')}`);
+    await Promise.all([c.goto(`${WEB_URL}/lots/${short[0].id}`), b.goto(`${WEB_URL}/lots/${short[1].id}`)]);
+    await Promise.all([bidTheMinimum(c, 'C'), bidTheMinimum(b, 'B')]);
+    log('C and B lead one short lot each; waiting for them to close');
+    for (const [page, name] of [[c, 'C'], [b, 'B']]) {
+      await until(`${name}'s lot to close and ${name} to be told it won`, async () => (await attribute(testid(page, 'standing'), 'data-standing')) === 'won' || null, { timeout: 60_000 });
+      if (await testid(page, 'bid-form').isVisible()) throw new Failure(`${name}'s ended lot still shows the bid form`);
+      await until(`${name}'s payment to be ready`, async () => (await attribute(testid(page, 'payment-panel'), 'data-state')) === 'to_pay' || null);
+    }
+    await c.screenshot({ path: join(ARTIFACTS, 'winner-to-pay.png'), fullPage: true });
+    for (const [page, name] of [[c, 'C (browser wallet)'], [b, 'B (demo key)']]) {
+      await testid(page, 'pay-button').click();
+      await until(`${name}'s payment to be confirmed`, async () => {
+        const error = testid(page, 'payment-error');
+        if (await error.isVisible()) throw new Failure(`${name}'s payment failed: ${await error.textContent()}`);
+        return (await attribute(testid(page, 'payment-panel'), 'data-state')) === 'paid' || null;
+      }, { timeout: 30_000 });
+      log(`${name}: "${(await testid(page, 'payment-text').textContent())?.trim()}"`);
+    }
+    await b.screenshot({ path: join(ARTIFACTS, 'winner-paid.png'), fullPage: true });
+
+    // The seller follows the payment; after a reload the ended lot says how it ended.
+    await a.goto(`${WEB_URL}/lots/${short[0].id}`);
+    await until("the seller's page to show the lot paid", async () => (await attribute(testid(a, 'payment-panel'), 'data-state')) === 'paid' || null);
+    await b.reload();
+    const told = await until('B\'s reloaded ended lot to say it was sold, and to whom', async () => {
+      const text = (await testid(b, 'outcome').textContent())?.trim();
+      return text?.startsWith('Sold for') && text.includes(addressB.slice(0, 6)) ? text : null;
+    });
+    if (await testid(b, 'bid-form').isVisible()) throw new Failure('the reloaded ended lot shows the bid form');
+    log(`the seller sees the lot paid; B's reloaded page says "${told}"`);
+    await a.screenshot({ path: join(ARTIFACTS, 'seller-paid.png'), fullPage: true });
+
     if (journal.uncaught.length) throw new Failure(`uncaught errors in the pages: ${journal.uncaught.join('; ')}`);
 
     // --- screenshots -------------------------------------------------------------------------
@@ -389,6 +532,18 @@ async function main() {
     await a.setViewportSize(PHONE);
     await b.screenshot({ path: join(ARTIFACTS, 'watcher-phone.png'), fullPage: true });
     await a.screenshot({ path: join(ARTIFACTS, 'bidder-phone.png'), fullPage: true });
+    // On a phone the bid bar stays on screen below an open lot, wherever the page is scrolled.
+    await c.setViewportSize(PHONE);
+    await c.goto(`${WEB_URL}/lots/${contested.id}`);
+    await until('C\'s phone bid bar', async () => (await testid(c, 'bid-bar').isVisible()) || null);
+    await c.evaluate(() => window.scrollTo(0, 0));
+    const bar = await testid(c, 'bid-bar').boundingBox();
+    if (!bar || bar.y + bar.height > PHONE.height + 1 || bar.y < PHONE.height - 120) {
+      throw new Failure(`the bid bar is not at the bottom of a phone screen: ${JSON.stringify(bar)}`);
+    }
+    await c.screenshot({ path: join(ARTIFACTS, 'bidder-phone-bid-bar.png') });
+    await testid(c, 'bid-bar-button').click();
+    await until('the bid bar to bring the form, filled with the minimum', async () => (await testid(c, 'bid-amount').inputValue()) || null);
     const overflow = await b.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     if (overflow > 1) throw new Failure(`the lot page is ${overflow} px wider than a 390 px phone screen`);
     log(`screenshots in ${ARTIFACTS}`);

@@ -105,6 +105,10 @@ export const api = {
     getJson(`/api/auction/lots/${encodeURIComponent(id)}/events?since=${since}`),
   balance: (address) =>
     getJson(`/api/wallets/${encodeURIComponent(address)}/balance`, { auth: true }),
+  // The payment for a sold lot (the winner pays, the seller follows it).
+  payment: (lotId, signal) => getJson(`/api/payments/${encodeURIComponent(lotId)}`, { auth: true, signal }),
+  submitPayment: (lotId, txHash) =>
+    getJson(`/api/payments/${encodeURIComponent(lotId)}`, { method: 'POST', body: { tx_hash: txHash }, auth: true }),
   // A one-time code to link a Telegram chat (the gateway forwards it to the notifier).
   linkCode: () => getJson('/api/link-codes', { method: 'POST', auth: true }),
 };

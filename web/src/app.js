@@ -3,6 +3,7 @@
 
 import { api } from './api.js';
 import { Emitter, h } from './dom.js';
+import { rememberBid } from './mybids.js';
 import { session } from './session.js';
 import { LiveSocket, socketUrl } from './socket.js';
 
@@ -69,4 +70,13 @@ export function toast(text, { kind = 'info', ms = 5000 } = {}) {
   const item = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
   host.append(item);
   setTimeout(() => item.remove(), ms);
+}
+
+/** Says 'remembered' when the signed-in account bid on a lot it was not watching yet. */
+export const myBids = new Emitter();
+
+/** Remembers a bid of the signed-in account, so being outbid on that lot is told anywhere. */
+export function noteBid(lotId, title) {
+  rememberBid(session.current?.accountId, lotId, title);
+  myBids.emit('remembered', lotId);
 }

@@ -1,7 +1,8 @@
 // A lot's live auction state: built from a `snapshot` and moved on by `event`s, one sequence at a
 // time. Pure functions, so the rules are easy to read and to test.
 
-import { minimumNext, toWei } from './wei.js';
+import { shortAddress } from './dom.js';
+import { minimumNext, showEth, toWei } from './wei.js';
 
 /**
  * The buy-now price while it is on offer: once the bidding has reached it, buy-now is gone (as
@@ -27,6 +28,8 @@ export function fromSnapshot(lot, sequence) {
     buyNow: buyNowOffered(lot.buy_now ?? null, lot.price ?? null),
     reserveMet: lot.reserve_met ?? null,
     outcome: lot.outcome?.outcome ?? null,
+    winner: lot.outcome?.winner ?? null,
+    winnerWallet: lot.outcome?.winner_wallet ?? null,
     sequence: Number(sequence ?? lot.sequence ?? 0),
   };
 }
@@ -70,6 +73,8 @@ export function applyEvent(state, frame, rules) {
       next.status = 'closed';
       next.buyNow = null;
       next.outcome = data.outcome ?? null;
+      next.winner = data.winner ?? null;
+      next.winnerWallet = data.winner_wallet ?? null;
       if (data.outcome === 'sold' && data.price) next.price = data.price;
       if (data.closed_at) next.endsAt = data.closed_at;
       next.minimumNext = null;
@@ -82,6 +87,54 @@ export function applyEvent(state, frame, rules) {
       break;
   }
   return next;
+}
+
+/**
+ * Where `me` (an account id) stands on a lot: 'leading' or 'outbid' while it is open, 'won' or
+ * 'lost' once it ended; null when `me` is signed out or never bid on it (`haveBid`).
+ */
+export function standing(state, me, haveBid) {
+  if (!state || !me) return null;
+  const leads = state.leader === me;
+  if (state.status === 'open' || state.status === 'scheduled') {
+    if (leads) return 'leading';
+    return haveBid ? 'outbid' : null;
+  }
+  if (state.status === 'closed' && state.outcome === 'sold' && (state.winner ?? state.leader) === me) return 'won';
+  return haveBid || leads ? 'lost' : null;
+}
+
+/** Whether the step from `before` to `after` took the lead away from `me` while bidding goes on. */
+export function wasOutbid(before, after, me) {
+  return Boolean(me && before && after && before.leader === me && after.leader !== me && after.status === 'open');
+}
+
+/**
+ * How an ended lot ended, in words: `{label, text}` (`label` goes above the price), or null while
+ * it is not over. `buyNow` is the lot's buy-now price: a sale at it was a purchase, not a win.
+ */
+export function endedText(state, { buyNow = null } = {}) {
+  if (!state) return null;
+  if (state.status === 'cancelled') return { label: 'Withdrawn', text: 'The seller withdrew this lot.' };
+  if (state.status !== 'closed') return null;
+  const price = state.price ? showEth(state.price) : null;
+  switch (state.outcome) {
+    case 'sold': {
+      const to = state.winnerWallet ? ` to ${shortAddress(state.winnerWallet)}` : '';
+      const limit = toWei(buyNow);
+      const current = toWei(state.price);
+      if (limit !== null && current !== null && current >= limit) {
+        return { label: 'Bought now for', text: `Bought now for ${price}${to}.` };
+      }
+      return { label: 'Sold for', text: `Sold for ${price}${to}.` };
+    }
+    case 'reserve_not_met':
+      return { label: 'Highest bid', text: `Ended below the reserve${price ? ` (highest bid ${price})` : ''}: not sold.` };
+    case 'unsold':
+      return { label: 'Starting price', text: 'No bids: not sold.' };
+    default:
+      return { label: 'Final price', text: 'The auction has ended.' };
+  }
 }
 
 /** A history row from an `auction.bid_accepted` event, shaped like `GET .../bids` rows. */

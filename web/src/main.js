@@ -1,7 +1,8 @@
 // Gavel's browser client: starts the session, the WebSocket and the router.
 
-import { socket, toast } from './app.js';
+import { myBids, socket, toast } from './app.js';
 import { h, replace } from './dom.js';
+import { watchMyBids } from './mybids.js';
 import { route, startRouter } from './router.js';
 import { session } from './session.js';
 import { mountAccount } from './views/account.js';
@@ -47,6 +48,15 @@ async function main() {
     session.signOut();
   });
   socket.start();
+  // Outbid on a lot whose page is not open: a toast that leads to it.
+  watchMyBids({
+    socket,
+    session,
+    changed: myBids,
+    shownLot: () => window.location.pathname.match(/^\/lots\/([^/]+)$/)?.[1] ?? null,
+    tell: ({ lotId, title, price }) =>
+      toast(h('span', {}, `You have been outbid on “${title ?? 'a lot'}”: the price is now ${price}. `, h('a', { href: `/lots/${lotId}` }, 'Bid again')), { kind: 'warning', ms: 10_000 }),
+  });
 
   route('/', listView);
   route('/lots/:id', lotView);

@@ -139,6 +139,16 @@ class Session extends Emitter {
     }
   }
 
+  /** The demo key while signed in with it (to pay on the dev chain), else null. */
+  get demoSecretKey() {
+    if (this.#current?.method !== 'demo') return null;
+    try {
+      return parseSecretKey(localStorage.getItem(DEMO_KEY));
+    } catch {
+      return null;
+    }
+  }
+
   /** Signs in with the demo key, creating one first if this browser has none. */
   signInWithDemoKey() {
     return this.#exclusive(async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { applyEvent, bidFromEvent, buyNowOffered, eventFromEnvelope, fromSnapshot } from '../src/lotstate.js';
+import { applyEvent, bidFromEvent, buyNowOffered, endedText, eventFromEnvelope, fromSnapshot, standing, wasOutbid } from '../src/lotstate.js';
 
 const rules = { start_price: '10000000000000000', increment: { kind: 'absolute', wei: '5000000000000000' } };
 
@@ -56,4 +56,49 @@ test('a seller\'s change before the first bid moves the start, the end and the m
   const state = fromSnapshot({ status: 'open', price: null, buy_now: '90', bid_count: 0, minimum_next: '10' }, 1);
   const next = applyEvent(state, { sequence: 2, event: 'auction.updated', data: { start_price: '20', buy_now: null, ends_at: 'e2', starts_at: 's2', has_reserve: true } }, null);
   assert.deepEqual([next.minimumNext, next.buyNow, next.endsAt, next.startsAt], ['20', null, 'e2', 's2']);
+});
+
+const ETH = 10n ** 18n;
+const bid = (sequence, leader, price) => ({
+  type: 'event',
+  sequence,
+  event: 'auction.bid_accepted',
+  occurred_at: '2026-12-06T10:00:00Z',
+  data: { bid_id: `b${sequence}`, bidder: leader, price: String(price), leader, bid_count: sequence, proxy: false },
+});
+
+test('an outbid bidder is told once, whether a person or a proxy took the lead', () => {
+  const open = fromSnapshot({ status: 'open', price: null, bid_count: 0, ends_at: '2026-12-06T11:00:00Z' }, 1);
+  const mine = applyEvent(open, bid(2, 'me', ETH), rules);
+  assert.equal(standing(mine, 'me', true), 'leading');
+  assert.equal(wasOutbid(open, mine, 'me'), false);
+  const theirs = applyEvent(mine, bid(3, 'them', 2n * ETH), rules);
+  assert.equal(wasOutbid(mine, theirs, 'me'), true);
+  assert.equal(standing(theirs, 'me', true), 'outbid');
+  assert.equal(theirs.minimumNext, String(2n * ETH + 5000000000000000n), 'the form offers the new minimum');
+  // The next bid by someone else: still outbid, but not told again.
+  assert.equal(wasOutbid(theirs, applyEvent(theirs, bid(4, 'third', 3n * ETH), rules), 'me'), false);
+  assert.equal(standing(theirs, 'someone', false), null, 'nobody who never bid is outbid');
+  assert.equal(standing(theirs, null, true), null);
+  // A close after my lead is a win, not an outbid.
+  const closed = applyEvent(mine, { sequence: 3, event: 'auction.closed', data: { outcome: 'sold', price: String(ETH), winner: 'me', winner_wallet: '0x1111111111111111111111111111111111111111' } }, rules);
+  assert.equal(wasOutbid(mine, closed, 'me'), false);
+  assert.equal(standing(closed, 'me', true), 'won');
+  assert.equal(standing(closed, 'them', true), 'lost');
+});
+
+test('an ended lot says how it ended, from a snapshot after a reload as from the live event', () => {
+  const sold = fromSnapshot(
+    { status: 'closed', price: String(ETH / 10n + ETH / 100n), outcome: { outcome: 'sold', winner: 'w', winner_wallet: '0xAbCdEf0123456789aBcDeF0123456789AbCdEf01', price: '110000000000000000' } },
+    7,
+  );
+  assert.deepEqual(endedText(sold), { label: 'Sold for', text: 'Sold for 0.11 ETH to 0xAbCd…Ef01.' });
+  assert.equal(standing(sold, 'w', false), 'won');
+  assert.deepEqual(endedText(sold, { buyNow: '110000000000000000' }), { label: 'Bought now for', text: 'Bought now for 0.11 ETH to 0xAbCd…Ef01.' });
+  assert.deepEqual(endedText(sold, { buyNow: String(ETH) }).label, 'Sold for');
+  const below = fromSnapshot({ status: 'closed', price: String(ETH), outcome: { outcome: 'reserve_not_met', highest: String(ETH) } }, 3);
+  assert.equal(endedText(below).text, 'Ended below the reserve (highest bid 1 ETH): not sold.');
+  assert.equal(endedText(fromSnapshot({ status: 'closed', outcome: { outcome: 'unsold' } }, 1)).text, 'No bids: not sold.');
+  assert.equal(endedText(fromSnapshot({ status: 'cancelled' }, 2)).label, 'Withdrawn');
+  assert.equal(endedText(fromSnapshot({ status: 'open' }, 2)), null);
 });

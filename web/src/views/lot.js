@@ -2,14 +2,15 @@
 // watchers, bid history) and the bid form.
 
 import { api, ApiError } from '../api.js';
-import { balance, openSignIn, socket } from '../app.js';
+import { balance, noteBid, openSignIn, socket, toast } from '../app.js';
 import { formatDuration, formatTime, formatWhen, serverNow } from '../clock.js';
 import { h, replace, shortAddress } from '../dom.js';
-import { bidFromEvent } from '../lotstate.js';
+import { bidFromEvent, endedText, standing, wasOutbid } from '../lotstate.js';
 import { session } from '../session.js';
 import { BidError } from '../socket.js';
 import { ethForInput, minimumNext, parseEth, showEth, toWei } from '../wei.js';
 import { devFundsControl } from './devfunds.js';
+import { paymentPanel } from './payment.js';
 
 const BALANCE_EVERY_MS = 15_000;
 
@@ -23,6 +24,8 @@ export function lotView(container, { id }) {
   let serverMinimum = null; // {wei, sequence}: a too_low answer's minimum
   let lastPrice = null;
   let snapshots = 0;
+  let lastState = null; // the live state before the latest event: who led
+  let payment = null; // the payment panel, once the lot is sold to or by the signed-in account
 
   // --- skeleton -----------------------------------------------------------------------------
   const title = h('h1', { class: 'lot-title', 'data-testid': 'lot-title' }, 'Loading…');
@@ -34,7 +37,7 @@ export function lotView(container, { id }) {
   const countdown = h('span', { class: 'countdown', 'data-testid': 'countdown' });
   const endsAtLine = h('span', { class: 'muted small' });
   const watchers = h('span', { class: 'watchers', 'data-testid': 'watchers', title: 'People watching this lot now' }, '');
-  const leading = h('p', { class: 'leading', 'data-testid': 'leading', hidden: true }, 'You are the highest bidder');
+  const standingNote = h('p', { class: 'standing', 'data-testid': 'standing', hidden: true });
   const reserve = h('span', { class: 'small', 'data-testid': 'reserve' });
   const outcome = h('p', { class: 'outcome', 'data-testid': 'outcome', hidden: true });
   const snipeHint = h('p', { class: 'muted small', hidden: true });
@@ -92,6 +95,12 @@ export function lotView(container, { id }) {
     devFunds.element,
   );
 
+  // On a phone the form scrolls away with the photos: this bar keeps the price and a way back to
+  // the form on screen while the auction is open.
+  const barPrice = h('strong', { class: 'bid-bar-price', 'data-testid': 'bid-bar-price' });
+  const barButton = h('button', { class: 'button button-primary', type: 'button', 'data-testid': 'bid-bar-button' }, 'Bid');
+  const bidBar = h('div', { class: 'bid-bar', 'data-testid': 'bid-bar', hidden: true }, h('span', { class: 'bid-bar-label muted small' }, 'Current bid'), barPrice, barButton);
+
   const historyList = h('ol', { class: 'history', 'data-testid': 'bid-history', 'aria-live': 'polite' });
   const historyEmpty = h('p', { class: 'muted' }, 'No bids yet.');
   const details = h('section', { class: 'details' });
@@ -113,12 +122,13 @@ export function lotView(container, { id }) {
         h('div', { class: 'meta-row' }, watchers, reserve),
         snipeHint,
         outcome,
-        leading,
+        standingNote,
         form,
       ),
       h('section', { class: 'history-block' }, h('h2', {}, 'Bids'), historyEmpty, historyList),
       details,
     ),
+    bidBar,
   );
   replace(container, page);
 
@@ -142,6 +152,8 @@ export function lotView(container, { id }) {
       buyNow: lot.buy_now,
       reserveMet: summary.reserve_met ?? null,
       outcome: summary.outcome ?? null,
+      winner: null,
+      winnerWallet: null,
       sequence: 0,
     };
   }
@@ -160,6 +172,11 @@ export function lotView(container, { id }) {
   }
 
   const isSeller = () => Boolean(lot && session.current && session.current.accountId === lot.seller);
+  /** Whether the signed-in account has bid on this lot (its rows in the history, or a bid here). */
+  const haveBid = () => {
+    const me = session.current?.accountId;
+    return Boolean(me && [...history.values()].some((row) => row.bidder === me));
+  };
 
   // --- rendering ----------------------------------------------------------------------------
 
@@ -172,7 +189,8 @@ export function lotView(container, { id }) {
     statusBadge.dataset.status = status;
 
     const current = state.price ?? null;
-    priceLabel.textContent = status === 'closed' && state.outcome === 'sold' ? 'Sold for' : current ? 'Current bid' : 'Starting price';
+    const ended = endedText(state, { buyNow: lot?.buy_now ?? null });
+    priceLabel.textContent = ended ? ended.label : current ? 'Current bid' : 'Starting price';
     const shown = current ?? lot?.start_price ?? null;
     price.textContent = shown ? showEth(shown) : '…';
     price.dataset.wei = current ?? '';
@@ -194,19 +212,15 @@ export function lotView(container, { id }) {
       reserve.className = 'small muted';
     }
 
-    const me = session.current?.accountId;
-    leading.hidden = !(me && state.leader === me && (status === 'open' || status === 'closed'));
-    leading.textContent = status === 'closed' ? 'You won this lot' : 'You are the highest bidder';
-
-    const end = state.outcome ?? null;
-    outcome.hidden = !(status === 'closed' || status === 'cancelled');
-    if (status === 'cancelled') outcome.textContent = 'The seller withdrew this lot.';
-    else if (end === 'sold') outcome.textContent = `Sold for ${showEth(state.price)}.`;
-    else if (end === 'unsold') outcome.textContent = 'Ended without a bid.';
-    else if (end === 'reserve_not_met') outcome.textContent = 'Ended below the reserve: not sold.';
-    else outcome.textContent = 'The auction has ended.';
-
     const min = minimum(state);
+    renderStanding(state, min);
+
+    outcome.hidden = !ended;
+    outcome.textContent = ended?.text ?? '';
+    // An ended lot has nothing to bid on: the form and buy-now go, the outcome stays.
+    form.hidden = Boolean(ended);
+    renderPayment(state);
+
     minButton.textContent = min !== null ? `Min ${showEth(min)}` : 'Minimum';
     minButton.dataset.wei = min !== null ? min.toString() : '';
     minButton.disabled = min === null || status !== 'open';
@@ -221,6 +235,38 @@ export function lotView(container, { id }) {
 
     renderForm();
     renderCountdown();
+    renderBar(state, min);
+  }
+
+  function renderStanding(state, min) {
+    const where = standing(state, session.current?.accountId, haveBid());
+    standingNote.hidden = !where;
+    standingNote.dataset.standing = where ?? '';
+    standingNote.className = `standing standing-${where}`;
+    const texts = {
+      leading: 'You are the highest bidder',
+      outbid: `You have been outbid${min !== null ? `: bid at least ${showEth(min)} to lead again` : ''}`,
+      won: 'You won this lot',
+      lost: 'You did not win this lot',
+    };
+    standingNote.textContent = texts[where] ?? '';
+    // The tab says it too, for a bidder looking at another tab.
+    if (lot) document.title = `${where === 'outbid' ? 'Outbid · ' : ''}${lot.title} · Gavel`;
+  }
+
+  function renderPayment(state) {
+    if (payment || state.status !== 'closed' || state.outcome !== 'sold' || !session.current) return;
+    const me = session.current.accountId;
+    const role = (state.winner ?? state.leader) === me ? 'winner' : isSeller() ? 'seller' : null;
+    if (!role) return;
+    payment = paymentPanel({ lotId: id, role });
+    standingNote.after(payment.element);
+  }
+
+  function renderBar(state, min) {
+    bidBar.hidden = !(state.status === 'open' && !isSeller());
+    barPrice.textContent = state.price ? showEth(state.price) : lot ? showEth(lot.start_price) : '…';
+    barButton.textContent = min !== null ? `Bid ${showEth(min)}` : 'Bid';
   }
 
   function renderForm() {
@@ -447,6 +493,7 @@ export function lotView(container, { id }) {
     try {
       const answer = await socket.bid({ lotId: id, amount: wei.toString(), maxAmount: max?.toString() });
       const result = answer.result ?? {};
+      noteBid(id, lot?.title);
       setBidStatus('accepted', describeResult(answer, wei), { result: result.result ?? 'accepted', bidId: result.bid_id });
       amount.value = '';
       maxAmount.value = '';
@@ -577,6 +624,12 @@ export function lotView(container, { id }) {
     amount.focus();
   });
   balanceRefresh.addEventListener('click', () => balance.refresh());
+  barButton.addEventListener('click', () => {
+    const min = minimum(live());
+    if (min !== null && !amount.value) amount.value = ethForInput(min);
+    form.scrollIntoView({ behavior: 'smooth', block: 'center' });
+    amount.focus({ preventScroll: true });
+  });
 
   // --- wiring -------------------------------------------------------------------------------
 
@@ -584,6 +637,8 @@ export function lotView(container, { id }) {
 
   const unwatch = socket.watch(id, (current, message) => {
     feed = current;
+    const before = lastState;
+    lastState = current.state;
     switch (message.type) {
       case 'snapshot':
         snapshots += 1;
@@ -599,6 +654,9 @@ export function lotView(container, { id }) {
           renderHistory();
         }
         renderLive();
+        if (wasOutbid(before, current.state, session.current?.accountId)) {
+          toast(`You have been outbid: the price is now ${showEth(current.state.price)}.`, { kind: 'warning' });
+        }
         if (message.event.event === 'auction.closed' || message.event.event === 'auction.cancelled') renderHistory();
         break;
       case 'subscribed':
@@ -625,6 +683,7 @@ export function lotView(container, { id }) {
         history.set(row.bid_id, { ...row, wallet: known?.wallet ?? null });
       }
       renderHistory();
+      renderLive(); // whether the signed-in account bid here shows in its standing
     } catch (error) {
       if (error.name !== 'AbortError') console.warn('bid history', error);
     }
@@ -686,6 +745,7 @@ export function lotView(container, { id }) {
 
   return () => {
     abort.abort();
+    payment?.dispose();
     clearInterval(tick);
     clearInterval(balanceTimer);
     for (const cleanup of cleanups) cleanup();

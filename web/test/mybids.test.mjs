@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MAX_LOTS, markEnded, myBidLots, rememberBid, watchMyBids } from '../src/mybids.js';
+import { Emitter } from '../src/dom.js';
+
+class MemoryStorage {
+  #items = new Map();
+  getItem(key) {
+    return this.#items.has(key) ? this.#items.get(key) : null;
+  }
+  setItem(key, value) {
+    this.#items.set(key, String(value));
+  }
+}
+
+test('the lots an account bid on are remembered per account, newest first, bounded', () => {
+  const storage = new MemoryStorage();
+  rememberBid('me', 'lot-1', 'Lamp', storage);
+  rememberBid('me', 'lot-2', 'Chair', storage);
+  rememberBid('you', 'lot-3', 'Desk', storage);
+  rememberBid('me', 'lot-1', 'Lamp', storage);
+  assert.deepEqual(myBidLots('me', storage).map((lot) => lot.lotId), ['lot-1', 'lot-2']);
+  assert.deepEqual(myBidLots('you', storage).map((lot) => lot.lotId), ['lot-3']);
+  assert.deepEqual(myBidLots(null, storage), []);
+  markEnded('me', 'lot-2', storage);
+  assert.equal(myBidLots('me', storage).find((lot) => lot.lotId === 'lot-2').ended, true);
+  for (let i = 0; i < MAX_LOTS + 5; i += 1) rememberBid('me', `many-${i}`, null, storage);
+  assert.equal(myBidLots('me', storage).length, MAX_LOTS);
+  storage.setItem('gavel.my-bids.v1', 'not json');
+  assert.deepEqual(myBidLots('me', storage), [], 'a damaged list is an empty one');
+});
+
+test('being outbid on a watched lot is told once, and not for the lot on screen', async () => {
+  const storage = new MemoryStorage();
+  globalThis.localStorage = storage;
+  rememberBid('me', 'lot-1', 'Lamp');
+  rememberBid('me', 'lot-2', 'Chair');
+  const listeners = new Map();
+  const socket = {
+    watch(lotId, listener) {
+      listeners.set(lotId, listener);
+      return () => listeners.delete(lotId);
+    },
+  };
+  const session = new Emitter();
+  session.current = { accountId: 'me' };
+  const changed = new Emitter();
+  const told = [];
+  let shown = 'lot-2';
+  const stop = watchMyBids({ socket, session, changed, tell: (what) => told.push(what), shownLot: () => shown });
+  assert.deepEqual([...listeners.keys()].sort(), ['lot-1', 'lot-2']);
+
+  const state = (leader, price, status = 'open') => ({ status, leader, price: String(price) });
+  for (const lotId of ['lot-1', 'lot-2']) {
+    listeners.get(lotId)({ state: state('me', 10n ** 17n) }, { type: 'snapshot' });
+    listeners.get(lotId)({ state: state('them', 2n * 10n ** 17n) }, { type: 'event' });
+    listeners.get(lotId)({ state: state('third', 3n * 10n ** 17n) }, { type: 'event' });
+  }
+  assert.deepEqual(told, [{ lotId: 'lot-1', title: 'Lamp', price: '0.2 ETH' }]);
+
+  listeners.get('lot-1')({ state: state('them', 2n * 10n ** 17n, 'closed') }, { type: 'event' });
+  await new Promise((resolve) => queueMicrotask(resolve));
+  assert.deepEqual([...listeners.keys()], ['lot-2'], 'an ended lot is no longer watched');
+
+  session.current = { accountId: 'other' };
+  session.emit('change');
+  assert.equal(listeners.size, 0, 'another account watches its own lots');
+  shown = null;
+  stop();
+});
