@@ -189,10 +189,43 @@ pub struct Filter {
     pub min_price: Option<Wei>,
     pub max_price: Option<Wei>,
     pub text: Option<String>,
-    pub sort_ending: bool,
+    pub sort: Sort,
     /// Keyset cursor: the sort key and id of the last item of the previous page.
-    pub after: Option<(DateTime<Utc>, uuid::Uuid)>,
+    pub after: Option<Cursor>,
     pub limit: i64,
+}
+
+/// The catalogue's orders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Put up most recently first.
+    #[default]
+    Newest,
+    /// Ending soonest first (the current end, after extensions).
+    Ending,
+    /// Cheapest first: the current price, or the start price before the first bid.
+    PriceLow,
+    /// Dearest first.
+    PriceHigh,
+}
+
+impl Sort {
+    /// The column (or expression), the direction and the keyset comparison for the next page.
+    fn order(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Newest => ("created_at", "DESC", "<"),
+            Self::Ending => ("current_end", "ASC", ">"),
+            Self::PriceLow => ("COALESCE(price, start_price)", "ASC", ">"),
+            Self::PriceHigh => ("COALESCE(price, start_price)", "DESC", "<"),
+        }
+    }
+}
+
+/// Where the previous page ended: its last item's sort key and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    At(DateTime<Utc>, uuid::Uuid),
+    Price(Wei, uuid::Uuid),
 }
 
 pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Vec<LotRow>, sqlx::Error> {
@@ -224,18 +257,15 @@ pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Vec<LotRow>, sqlx::E
             .push_bind(text.clone())
             .push(")");
     }
-    let (key, direction, comparison) = if filter.sort_ending {
-        ("current_end", "ASC", ">")
-    } else {
-        ("created_at", "DESC", "<")
-    };
-    if let Some((at, id)) = filter.after {
-        query
-            .push(format!(" AND ({key}, id) {comparison} ("))
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
+    let (key, direction, comparison) = filter.sort.order();
+    if let Some(after) = &filter.after {
+        query.push(format!(" AND ({key}, id) {comparison} ("));
+        match after {
+            Cursor::At(at, _) => query.push_bind(*at),
+            Cursor::Price(price, _) => query.push_bind(price.to_string()).push("::numeric"),
+        };
+        let (Cursor::At(_, id) | Cursor::Price(_, id)) = after;
+        query.push(", ").push_bind(*id).push(")");
     }
     query
         .push(format!(

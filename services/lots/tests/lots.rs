@@ -287,6 +287,99 @@ async fn only_the_seller_changes_a_lot_and_only_before_the_first_bid() {
 }
 
 #[tokio::test]
+async fn the_catalogue_sorts_by_price_both_ways_and_pages_through_each_order() {
+    let app = spawn(PhotoLimits::default()).await;
+    let alice = seller();
+    let mut ids = Vec::new();
+    // Start prices 0.1, 0.3, 0.2 ETH; the first is then bid up to 0.4 ETH.
+    for start in [
+        "100000000000000000",
+        "300000000000000000",
+        "200000000000000000",
+    ] {
+        let mut body = lot_body();
+        body["start_price"] = json!(start);
+        body["reserve"] = Value::Null;
+        body["starts_at"] = json!(chrono::Utc::now() + chrono::Duration::minutes(30));
+        body["ends_at"] = json!(chrono::Utc::now() + chrono::Duration::hours(2));
+        let (status, lot) = app.create(&alice, body).await;
+        assert_eq!(status, 201, "{lot}");
+        ids.push(lot["id"].as_str().expect("id").to_owned());
+    }
+    common::auction_event(
+        &app,
+        &ids[0],
+        1,
+        "auction.bid_accepted",
+        json!({"price": "400000000000000000", "bid_count": 1}),
+    )
+    .await;
+    common::wait_for(
+        &app,
+        &format!("SELECT price IS NOT NULL FROM lots WHERE id = '{}'", ids[0]),
+    )
+    .await;
+
+    // Page by page, one lot at a time: each order walks every lot exactly once.
+    let walk = |sort: &'static str| {
+        let app = &app;
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let path = match &cursor {
+                    Some(cursor) => format!("/lots?sort={sort}&limit=1&cursor={cursor}"),
+                    None => format!("/lots?sort={sort}&limit=1"),
+                };
+                let (status, page) = app.send(Method::GET, &path, None, None).await;
+                assert_eq!(status, 200, "{page}");
+                seen.extend(
+                    page["items"]
+                        .as_array()
+                        .expect("items")
+                        .iter()
+                        .map(|item| item["id"].as_str().expect("id").to_owned()),
+                );
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => return seen,
+                }
+            }
+        }
+    };
+    let expected_low = [ids[2].clone(), ids[1].clone(), ids[0].clone()];
+    assert_eq!(
+        walk("price_low").await,
+        expected_low,
+        "0.2, 0.3, then 0.4 (bid up)"
+    );
+    let mut expected_high = expected_low.clone();
+    expected_high.reverse();
+    assert_eq!(walk("price_high").await, expected_high);
+
+    let (_, newest) = app.send(Method::GET, "/lots?limit=1", None, None).await;
+    let time_cursor = newest["next_cursor"].as_str().expect("a cursor");
+    let (status, problem) = app
+        .send(
+            Method::GET,
+            &format!("/lots?sort=price_low&cursor={time_cursor}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("cursor")),
+        "a cursor of another order is refused: {problem}"
+    );
+    let (status, problem) = app
+        .send(Method::GET, "/lots?sort=cheapest", None, None)
+        .await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("sort")));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_live_summary_follows_auction_events_in_sequence_order() {
     let app = spawn(PhotoLimits::default()).await;
     let alice = seller();

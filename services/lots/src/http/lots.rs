@@ -308,7 +308,9 @@ pub struct ListQuery {
     max_price: Option<String>,
     /// Full-text search over title and description.
     q: Option<String>,
-    /// `newest` (default) or `ending`.
+    /// `newest` (default), `ending`, `price_low` or `price_high` (the current price, or the start
+    /// price before the first bid; prices move, so paging a price order may show a lot twice or
+    /// skip one that moved across the page boundary).
     sort: Option<String>,
     cursor: Option<String>,
     /// 1 to 100, default 20.
@@ -344,10 +346,18 @@ pub async fn list(
             })
             .transpose()
     };
-    let sort_ending = match query.sort.as_deref() {
-        None | Some("newest") => query.ending_within_secs.is_some(),
-        Some("ending") => true,
-        Some(_) => return Err(invalid("sort", "`newest` or `ending`")),
+    let sort = match query.sort.as_deref() {
+        None if query.ending_within_secs.is_some() => store::Sort::Ending,
+        None | Some("newest") => store::Sort::Newest,
+        Some("ending") => store::Sort::Ending,
+        Some("price_low") => store::Sort::PriceLow,
+        Some("price_high") => store::Sort::PriceHigh,
+        Some(_) => {
+            return Err(invalid(
+                "sort",
+                "`newest`, `ending`, `price_low` or `price_high`",
+            ));
+        }
     };
     if query
         .ending_within_secs
@@ -369,7 +379,8 @@ pub async fn list(
         .cursor
         .as_deref()
         .map(|cursor| {
-            decode_cursor(cursor).ok_or_else(|| invalid("cursor", "not a cursor from this API"))
+            decode_cursor(cursor, sort)
+                .ok_or_else(|| invalid("cursor", "not a cursor from this API for this order"))
         })
         .transpose()?;
     let filter = store::Filter {
@@ -379,26 +390,16 @@ pub async fn list(
         min_price: price(&query.min_price, "min_price")?,
         max_price: price(&query.max_price, "max_price")?,
         text: query.q.clone().filter(|text| !text.trim().is_empty()),
-        sort_ending,
+        sort,
         after,
         limit: limit + 1,
     };
     let mut rows = store::list(&state.pool, &filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|row| {
-            encode_cursor(
-                if sort_ending {
-                    row.current_end
-                } else {
-                    row.created_at
-                },
-                row.id,
-            )
-        })
-    } else {
-        None
+    let next_cursor = match rows.last() {
+        Some(row) if more => Some(encode_cursor(&cursor_of(row, sort)?)),
+        _ => None,
     };
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
@@ -407,14 +408,41 @@ pub async fn list(
     Ok(Json(Page { items, next_cursor }))
 }
 
-fn encode_cursor(at: DateTime<Utc>, id: uuid::Uuid) -> String {
-    format!("{}_{}", at.timestamp_micros(), id.simple())
+/// The cursor after `row` in `sort` order.
+fn cursor_of(row: &LotRow, sort: store::Sort) -> Result<store::Cursor, ApiError> {
+    Ok(match sort {
+        store::Sort::Newest => store::Cursor::At(row.created_at, row.id),
+        store::Sort::Ending => store::Cursor::At(row.current_end, row.id),
+        store::Sort::PriceLow | store::Sort::PriceHigh => {
+            let price = row.price.as_deref().unwrap_or(&row.start_price);
+            let price = price
+                .parse()
+                .map_err(|error| ApiError::Internal(Box::new(error)))?;
+            store::Cursor::Price(price, row.id)
+        }
+    })
 }
 
-fn decode_cursor(raw: &str) -> Option<(DateTime<Utc>, uuid::Uuid)> {
-    let (micros, id) = raw.split_once('_')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        uuid::Uuid::parse_str(id).ok()?,
-    ))
+/// `{micros}_{id}` for a time, `p{wei}_{id}` for a price.
+fn encode_cursor(cursor: &store::Cursor) -> String {
+    match cursor {
+        store::Cursor::At(at, id) => format!("{}_{}", at.timestamp_micros(), id.simple()),
+        store::Cursor::Price(price, id) => format!("p{price}_{}", id.simple()),
+    }
+}
+
+/// A cursor of this API for `sort`: a time cursor cannot continue a price order, nor the reverse.
+fn decode_cursor(raw: &str, sort: store::Sort) -> Option<store::Cursor> {
+    let (key, id) = raw.split_once('_')?;
+    let id = uuid::Uuid::parse_str(id).ok()?;
+    match (sort, key.strip_prefix('p')) {
+        (store::Sort::PriceLow | store::Sort::PriceHigh, Some(price)) => {
+            Some(store::Cursor::Price(price.parse().ok()?, id))
+        }
+        (store::Sort::Newest | store::Sort::Ending, None) => Some(store::Cursor::At(
+            DateTime::from_timestamp_micros(key.parse().ok()?)?,
+            id,
+        )),
+        _ => None,
+    }
 }
