@@ -479,14 +479,19 @@ async function main() {
     // B leads again and goes to the catalogue; outbid there, it hears of it in a toast.
     await bidTheMinimum(b, 'B');
     await until('B to lead again', async () => (await attribute(testid(b, 'standing'), 'data-standing')) === 'leading' || null);
-    await b.goto(`${WEB_URL}/`);
+    // The newest first: the contested lot's card is on screen, and follows its lot live.
+    await b.goto(`${WEB_URL}/?sort=newest`);
     await until('B connected (indicator "live")', async () => (await attribute(testid(b, 'connection'), 'data-state')) === 'live');
-    await bidTheMinimum(c, 'C');
+    const cardPrice = b.locator(`[data-testid="lot-link"][data-lot-id="${contested.id}"] [data-testid="lot-card-price"]`);
+    const priceShown = await until('the contested lot\'s card in the catalogue', async () => attribute(cardPrice, 'data-wei'));
+    const raisedTo = await bidTheMinimum(c, 'C');
     const toastText = await until('B to be told in a toast, on another page', async () => {
       const texts = await b.locator('.toast').allTextContents();
       return texts.find((text) => text.includes('outbid') && text.includes(contested.title)) ?? null;
     });
-    log(`B on the catalogue: "${toastText}"`);
+    await until(`the card's price to move live from ${priceShown} to ${raisedTo} wei`, async () => (await attribute(cardPrice, 'data-wei')) === raisedTo || null);
+    log(`B on the catalogue: "${toastText}"; the card moved live to ${raisedTo} wei`);
+    await b.screenshot({ path: join(ARTIFACTS, 'catalogue-live.png') });
 
     // --- two short lots of A's: C and B win one each and pay, each their own way ----------------
     const short = [await putUp(sellerToken, 'paid by a browser wallet'), await putUp(sellerToken, 'paid with a demo key')];

@@ -162,3 +162,37 @@ export function eventFromEnvelope(envelope, lotId) {
     data: envelope.payload ?? {},
   };
 }
+
+/** A catalogue lot (the lots API's shape) with the live state from the socket laid over it. */
+export function withLiveState(lot, state) {
+  if (!state) return lot;
+  const summary = lot.summary ?? {};
+  return {
+    ...lot,
+    status: state.status ?? lot.status,
+    summary: {
+      ...summary,
+      price: state.price ?? summary.price ?? null,
+      bid_count: state.bidCount ?? summary.bid_count ?? 0,
+      ends_at: state.endsAt ?? summary.ends_at ?? lot.ends_at,
+      outcome: state.outcome ?? summary.outcome ?? null,
+    },
+  };
+}
+
+/** What a catalogue card shows as its price: `{label, wei}`. */
+export function cardPrice(lot) {
+  const price = lot.summary?.price ?? null;
+  if (lot.status === 'closed') {
+    switch (lot.summary?.outcome) {
+      case 'sold':
+        return { label: 'Sold for', wei: price };
+      case 'reserve_not_met':
+        return { label: 'Not sold, highest bid', wei: price };
+      default:
+        return { label: 'No bids, started at', wei: lot.start_price };
+    }
+  }
+  if (lot.status === 'cancelled') return { label: 'Withdrawn', wei: price ?? lot.start_price };
+  return price ? { label: 'Current bid', wei: price } : { label: 'Starting at', wei: lot.start_price };
+}

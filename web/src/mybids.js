@@ -6,8 +6,9 @@ import { wasOutbid } from './lotstate.js';
 import { showEth } from './wei.js';
 
 const KEY = 'gavel.my-bids.v1';
-/** Lots watched at most (the gateway allows a tab a bounded number of subscriptions). */
-export const MAX_LOTS = 20;
+/** Lots remembered at most: the gateway bounds a connection's subscriptions (32), which the
+ * catalogue's live cards (16) and the open lot page share. */
+export const MAX_LOTS = 12;
 
 /** The remembered lots of `accountId`: [{lotId, title, ended}], the most recent first. */
 export function myBidLots(accountId, storage = globalThis.localStorage) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { applyEvent, bidFromEvent, buyNowOffered, endedText, eventFromEnvelope, fromSnapshot, standing, wasOutbid } from '../src/lotstate.js';
+import { applyEvent, bidFromEvent, buyNowOffered, cardPrice, endedText, eventFromEnvelope, fromSnapshot, standing, wasOutbid, withLiveState } from '../src/lotstate.js';
 
 const rules = { start_price: '10000000000000000', increment: { kind: 'absolute', wei: '5000000000000000' } };
 
@@ -101,4 +101,21 @@ test('an ended lot says how it ended, from a snapshot after a reload as from the
   assert.equal(endedText(fromSnapshot({ status: 'closed', outcome: { outcome: 'unsold' } }, 1)).text, 'No bids: not sold.');
   assert.equal(endedText(fromSnapshot({ status: 'cancelled' }, 2)).label, 'Withdrawn');
   assert.equal(endedText(fromSnapshot({ status: 'open' }, 2)), null);
+});
+
+test('a catalogue card follows the live state: price, bids, end, and how it ended', () => {
+  const lot = { id: 'l', status: 'open', start_price: '10000000000000000', ends_at: '2026-12-06T11:00:00Z', summary: { price: null, bid_count: 0, ends_at: '2026-12-06T11:00:00Z', outcome: null } };
+  assert.deepEqual(cardPrice(lot), { label: 'Starting at', wei: '10000000000000000' });
+  assert.equal(withLiveState(lot, null), lot);
+  let state = fromSnapshot({ status: 'open', price: null, bid_count: 0, ends_at: '2026-12-06T11:00:00Z' }, 1);
+  state = applyEvent(state, { ...bid(2, 'x', 2n * 10n ** 16n), data: { ...bid(2, 'x', 2n * 10n ** 16n).data, ends_at: '2026-12-06T11:02:00Z' } }, rules);
+  const live = withLiveState(lot, state);
+  assert.deepEqual(cardPrice(live), { label: 'Current bid', wei: '20000000000000000' });
+  assert.equal(live.summary.bid_count, 2);
+  assert.equal(live.summary.ends_at, '2026-12-06T11:02:00Z', 'an extension moves the countdown');
+  const closed = withLiveState(lot, applyEvent(state, { sequence: 3, event: 'auction.closed', data: { outcome: 'sold', price: '20000000000000000' } }, rules));
+  assert.equal(closed.status, 'closed');
+  assert.deepEqual(cardPrice(closed), { label: 'Sold for', wei: '20000000000000000' });
+  assert.equal(cardPrice({ ...lot, status: 'closed', summary: { outcome: 'unsold' } }).label, 'No bids, started at');
+  assert.equal(cardPrice({ ...lot, status: 'cancelled' }).label, 'Withdrawn');
 });

@@ -1,20 +1,42 @@
-// The catalogue: open lots first (ending soonest), then the ones coming up, then recently ended.
+// The catalogue. By default: open lots first (ending soonest), then the ones coming up, then
+// recently ended; or one status in one order (ending soon, newest, price). Cards on screen follow
+// their lots live over the tab's WebSocket: price, bid count, countdown, and how they ended.
 
 import { api } from '../api.js';
+import { socket } from '../app.js';
 import { formatDuration, serverNow } from '../clock.js';
 import { h, replace } from '../dom.js';
+import { cardPrice, withLiveState } from '../lotstate.js';
 import { navigate } from '../router.js';
 import { showEth } from '../wei.js';
 
 const STATUS_LABEL = { open: 'Open', scheduled: 'Coming up', closed: 'Ended', cancelled: 'Withdrawn' };
+const SORTS = [
+  ['', 'Ending soon'],
+  ['newest', 'Newest'],
+  ['price_low', 'Price: low to high'],
+  ['price_high', 'Price: high to low'],
+];
+const SHOWS = [
+  ['', 'Open, coming up, ended'],
+  ['open', 'Open'],
+  ['scheduled', 'Coming up'],
+  ['closed', 'Ended'],
+];
+/** Cards followed live at once: the gateway bounds a connection's subscriptions (32), which the
+ * lot page and the bidder's own lots share. */
+const LIVE_CARDS = 16;
 
 export function listView(container) {
   const abort = new AbortController();
-  const query = new URLSearchParams(window.location.search).get('q') ?? '';
+  const params = new URLSearchParams(window.location.search);
+  const query = params.get('q') ?? '';
+  const sort = SORTS.some(([value]) => value === params.get('sort')) ? params.get('sort') : '';
+  const show = SHOWS.some(([value]) => value === params.get('status')) ? params.get('status') : '';
   const grid = h('div', { class: 'lot-grid', 'data-testid': 'lot-list', 'aria-busy': 'true' });
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading lots…');
   const more = h('div', { class: 'more' });
-  const cards = new Map(); // lot id -> {lot, time}
+  const cards = new Map(); // lot id -> {lot, element, time, stop}
   const search = h('input', {
     type: 'search',
     name: 'q',
@@ -37,19 +59,86 @@ export function listView(container) {
           role: 'search',
           onsubmit: (event) => {
             event.preventDefault();
+            const next = new URLSearchParams(window.location.search);
             const q = search.value.trim();
-            const url = q ? `/?q=${encodeURIComponent(q)}` : '/';
-            navigate(url);
+            if (q) next.set('q', q);
+            else next.delete('q');
+            const text = next.toString();
+            navigate(text ? `/?${text}` : '/');
           },
         },
         search,
         h('button', { class: 'button', type: 'submit' }, 'Search'),
+      ),
+      h(
+        'div',
+        { class: 'list-controls' },
+        choice('Show', 'status', show, SHOWS, 'list-status'),
+        choice('Sort', 'sort', sort, SORTS, 'list-sort'),
       ),
     ),
     status,
     grid,
     more,
   );
+
+  /** A select that reloads the catalogue with `name` set (the other choices kept). */
+  function choice(label, name, current, options, testid) {
+    const select = h(
+      'select',
+      {
+        name,
+        'aria-label': label,
+        'data-testid': testid,
+        onchange: () => {
+          const next = new URLSearchParams(window.location.search);
+          if (select.value) next.set(name, select.value);
+          else next.delete(name);
+          const text = next.toString();
+          navigate(text ? `/?${text}` : '/');
+        },
+      },
+      options.map(([value, text]) => h('option', { value, selected: value === current }, text)),
+    );
+    return h('label', { class: 'list-choice small' }, `${label} `, select);
+  }
+
+  // Live cards: those on screen (and not ended) follow their lot over the socket.
+  const onScreen = new Set();
+  const liveObserver =
+    'IntersectionObserver' in window
+      ? new IntersectionObserver((entries) => {
+          for (const entry of entries) {
+            const id = entry.target.dataset.lotId;
+            if (entry.isIntersecting) onScreen.add(id);
+            else onScreen.delete(id);
+          }
+          followVisible();
+        })
+      : null;
+
+  function followVisible() {
+    for (const [id, entry] of cards) {
+      const ended = entry.lot.status === 'closed' || entry.lot.status === 'cancelled';
+      if (entry.stop && (!onScreen.has(id) || ended)) {
+        entry.stop();
+        entry.stop = null;
+      }
+    }
+    let following = [...cards.values()].filter((entry) => entry.stop).length;
+    for (const id of onScreen) {
+      const entry = cards.get(id);
+      if (!entry || entry.stop || following >= LIVE_CARDS) continue;
+      if (entry.lot.status === 'closed' || entry.lot.status === 'cancelled') continue;
+      following += 1;
+      entry.stop = socket.watch(id, (feed) => {
+        if (!feed.state) return;
+        entry.lot = withLiveState(entry.lot, feed.state);
+        renderCard(entry);
+        if (entry.lot.status === 'closed' || entry.lot.status === 'cancelled') queueMicrotask(followVisible);
+      });
+    }
+  }
 
   // Thumbnails: the catalogue lists no photos, so each visible card asks for its lot.
   const observer =
@@ -97,8 +186,11 @@ export function listView(container) {
   }
 
   function card(lot) {
-    const price = lot.summary?.price ?? null;
     const time = h('span', { class: 'time-left' });
+    const priceLabel = h('span', { class: 'muted small' });
+    const price = h('strong', { 'data-testid': 'lot-card-price' });
+    const bids = h('span', { class: 'lot-card-bids', 'data-testid': 'lot-card-bids' });
+    const badge = h('span', { class: 'badge' });
     const element = h(
       'a',
       {
@@ -113,26 +205,40 @@ export function listView(container) {
         'div',
         { class: 'lot-card-body' },
         h('h2', { class: 'lot-card-title' }, lot.title),
-        h(
-          'p',
-          { class: 'lot-card-price' },
-          h('span', { class: 'muted small' }, price ? 'Current bid' : 'Starting at'),
-          h('strong', { 'data-wei': price ?? lot.start_price }, showEth(price ?? lot.start_price)),
-        ),
-        h(
-          'p',
-          { class: 'lot-card-meta' },
-          h('span', { class: `badge badge-${lot.status}` }, STATUS_LABEL[lot.status] ?? lot.status),
-          time,
-        ),
+        h('p', { class: 'lot-card-price' }, priceLabel, price),
+        h('p', { class: 'lot-card-meta' }, badge, bids, time),
       ),
     );
     const photo = lot.photos?.[0];
     if (photo) setThumb(element, photo.url, lot.title);
     else if (observer) observer.observe(element);
     else loadThumb(element);
-    cards.set(lot.id, { lot, time });
+    const entry = { lot, element, time, priceLabel, price, bids, badge, stop: null };
+    cards.set(lot.id, entry);
+    renderCard(entry);
+    liveObserver?.observe(element);
     return element;
+  }
+
+  function renderCard(entry) {
+    const { lot, element } = entry;
+    const shown = cardPrice(lot);
+    element.className = `lot-card status-${lot.status}`;
+    element.dataset.status = lot.status;
+    entry.badge.className = `badge badge-${lot.status}`;
+    entry.badge.textContent = STATUS_LABEL[lot.status] ?? lot.status;
+    entry.priceLabel.textContent = shown.label;
+    const wei = shown.wei ?? '';
+    if (entry.price.dataset.wei && entry.price.dataset.wei !== wei) {
+      entry.price.classList.remove('flash');
+      void entry.price.offsetWidth; // restart the animation
+      entry.price.classList.add('flash');
+    }
+    entry.price.dataset.wei = wei;
+    entry.price.textContent = showEth(wei);
+    const count = Number(lot.summary?.bid_count ?? 0);
+    entry.bids.textContent = count ? `${count} ${count === 1 ? 'bid' : 'bids'}` : '';
+    entry.bids.dataset.count = String(count);
   }
 
   function tick() {
@@ -146,11 +252,13 @@ export function listView(container) {
       } else if (lot.status === 'open') {
         text = now < ends ? `${formatDuration(ends - now)} left` : 'ending';
       }
+      if (lot.status === 'open' && now >= ends) text = 'ending';
       if (time.textContent !== text) time.textContent = text;
     }
   }
 
   let openCursor = null;
+  let moreQuery = { status: 'open', sort: 'ending', limit: 24 };
   const seen = new Set();
   function add(items) {
     const fresh = items.filter((lot) => !seen.has(lot.id));
@@ -171,7 +279,7 @@ export function listView(container) {
               onclick: async (event) => {
                 event.target.disabled = true;
                 try {
-                  const page = await api.lots({ status: 'open', sort: 'ending', limit: 24, cursor: openCursor }, abort.signal);
+                  const page = await api.lots({ ...moreQuery, cursor: openCursor }, abort.signal);
                   openCursor = page.next_cursor ?? null;
                   add(page.items ?? []);
                 } catch (error) {
@@ -180,7 +288,7 @@ export function listView(container) {
                 showMore();
               },
             },
-            'More open lots',
+            'More lots',
           )
         : null,
     );
@@ -188,7 +296,16 @@ export function listView(container) {
 
   (async () => {
     try {
-      if (query) {
+      if (show || sort) {
+        // One status (or all) in one order, straight from the API, page by page.
+        // Ended lots read best newest first; the others soonest-ending first.
+        const order = sort || (show === 'closed' ? 'newest' : 'ending');
+        moreQuery = { q: query || undefined, status: show || undefined, sort: order, limit: 24 };
+        const page = await api.lots(moreQuery, abort.signal);
+        openCursor = page.next_cursor ?? null;
+        add(page.items ?? []);
+        showMore();
+      } else if (query) {
         const page = await api.lots({ q: query, limit: 50 }, abort.signal);
         const order = { open: 0, scheduled: 1, closed: 2, cancelled: 3 };
         add([...(page.items ?? [])].sort((a, b) => (order[a.status] ?? 9) - (order[b.status] ?? 9)));
@@ -220,5 +337,7 @@ export function listView(container) {
     abort.abort();
     clearInterval(timer);
     observer?.disconnect();
+    liveObserver?.disconnect();
+    for (const entry of cards.values()) entry.stop?.();
   };
 }
