@@ -7,16 +7,20 @@
 // - two short lots of A's close: C wins one and pays through the injected wallet
 //   (`eth_sendTransaction`, anvil answers), B (now signed in with a demo key) wins the other and
 //   pays with a transfer the page signs itself; each page follows its payment to "paid", and the
-//   seller's page shows "paid"; after a reload an ended lot still says how it ended.
+//   seller's page shows "paid"; after a reload an ended lot still says how it ended;
+// - a card in the catalogue moves live; the phone's bid bar stays on screen;
+// - D signs in at a second allowed origin (and sees photos through it), and is refused, with where
+//   to go instead, at a host name that is not allowed.
 //
 //   node web/e2e/bid.mjs
 //
 // GAVEL_WEB_URL  the gateway (default http://localhost:8080; `localhost`, the SIWE domain)
 // GAVEL_RPC_URL  the dev chain's JSON-RPC, anvil (default http://127.0.0.1:8545)
+// GAVEL_SECOND_ORIGIN  the gateway under a second allowed origin (default: 127.0.0.1 for localhost)
 // CHROMIUM       the browser (default /usr/bin/chromium)
 // Screenshots go to web/e2e/artifacts/. Exits non-zero, with the reason, on failure.
 
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
@@ -30,6 +34,10 @@ const FUNDS_WEI = 10n * 10n ** 18n;
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 const OVERALL_MS = 300_000;
+/** The gateway again under a second, allowed origin (`sign_in.origins` in scripts/up). */
+const SECOND_ORIGIN = process.env.GAVEL_SECOND_ORIGIN || WEB_URL.replace('//localhost', '//127.0.0.1');
+/** A name that resolves to the gateway but is not an allowed origin. */
+const ELSEWHERE_HOST = 'gavel-elsewhere.test';
 
 class Failure extends Error {}
 
@@ -210,7 +218,9 @@ async function main() {
     log(`warning: GAVEL_WEB_URL's host is ${host}; sign-in messages name the page's host and the local stack expects localhost:8080`);
   }
   await mkdir(ARTIFACTS, { recursive: true });
-  for (const stale of ['failure-a.png', 'failure-b.png', 'failure-c.png', 'failure.log']) await rm(join(ARTIFACTS, stale), { force: true });
+  for (const stale of await readdir(ARTIFACTS)) {
+    if (stale.startsWith('failure')) await rm(join(ARTIFACTS, stale), { force: true });
+  }
 
   const journal = [];
   journal.frames = [];
@@ -228,6 +238,8 @@ async function main() {
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
+        // A host name the site is not configured for, to see its sign-in refused clearly.
+        `--host-resolver-rules=MAP ${ELSEWHERE_HOST} 127.0.0.1`,
       ],
     })
     .catch((error) => {
@@ -405,6 +417,7 @@ async function main() {
     await until('the new lot to open for bidding', async () =>
       (await attribute(testid(a, 'lot-status'), 'data-status')) === 'open' || null,
     { timeout: 30_000 });
+    const sellLotId = new URL(a.url()).pathname.split('/').pop();
     log(`A put up "${sellTitle}" with a ${width} px wide photo; it is open`);
     await a.screenshot({ path: join(ARTIFACTS, 'seller-lot.png'), fullPage: true });
 
@@ -527,6 +540,40 @@ async function main() {
     if (await testid(b, 'bid-form').isVisible()) throw new Failure('the reloaded ended lot shows the bid form');
     log(`the seller sees the lot paid; B's reloaded page says "${told}"`);
     await a.screenshot({ path: join(ARTIFACTS, 'seller-paid.png'), fullPage: true });
+
+    // --- one origin: sign-in from a second allowed address works, from another fails clearly ---
+    const contextD = await browser.newContext({ viewport: DESKTOP });
+    const d = await contextD.newPage();
+    pages.d = d;
+    watchPage(d, 'D', journal);
+    await d.goto(`${SECOND_ORIGIN}/lots/${sellLotId}`);
+    await testid(d, 'sign-in').click();
+    await testid(d, 'demo-key').click();
+    const addressD = await until(`D signed in at ${SECOND_ORIGIN}`, async () => {
+      const error = testid(d, 'sign-in-error');
+      if (await error.count() && await error.isVisible()) throw new Failure(`sign-in at ${SECOND_ORIGIN} failed: ${await error.textContent()}`);
+      return attribute(testid(d, 'signed-in-address'), 'data-address');
+    });
+    await until(`the photo, through ${SECOND_ORIGIN} alone`, () =>
+      d.evaluate(() => {
+        const image = document.querySelector('[data-testid="lot-photo"]');
+        return image && image.complete && image.naturalWidth > 0 && new URL(image.src).origin === window.location.origin;
+      }),
+    );
+    const elsewhere = new URL(WEB_URL);
+    elsewhere.hostname = ELSEWHERE_HOST;
+    await d.goto(`${elsewhere.origin}/`);
+    await testid(d, 'sign-in').click();
+    await testid(d, 'demo-key').click();
+    const refusal = await until(`a clear refusal at ${elsewhere.origin}`, async () => {
+      const error = testid(d, 'sign-in-error');
+      return (await error.count()) && (await error.isVisible()) ? (await error.textContent())?.trim() : null;
+    });
+    if (!refusal.includes(elsewhere.host) || !refusal.includes('open Gavel at')) {
+      throw new Failure(`the refusal at ${elsewhere.origin} does not say where to go: "${refusal}"`);
+    }
+    log(`D signed in at ${SECOND_ORIGIN} as ${addressD} and saw the photo there; at ${elsewhere.origin}: "${refusal}"`);
+    await d.screenshot({ path: join(ARTIFACTS, 'sign-in-elsewhere.png') });
 
     if (journal.uncaught.length) throw new Failure(`uncaught errors in the pages: ${journal.uncaught.join('; ')}`);
 

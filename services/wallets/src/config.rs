@@ -74,9 +74,14 @@ fn default_balance_ttl() -> Duration {
 pub struct SignInConfig {
     /// The RFC 3986 authority the browser shows, e.g. `gavel.example` or `localhost:8080`.
     pub domain: String,
-    /// The URI the message must name, e.g. `https://gavel.example`; the message's URI must start
-    /// with it.
+    /// The URI the message must name, e.g. `https://gavel.example`; the message's URI must be on
+    /// its origin.
     pub uri: url::Url,
+    /// Further addresses the site is served under (`http://127.0.0.1:8080`,
+    /// `https://gavel.lan:8443`): each accepts a message naming its own authority as the domain
+    /// and a URI on its own origin, never one with the other's.
+    #[serde(default)]
+    pub origins: Vec<url::Url>,
     #[serde(default = "default_nonce_ttl", with = "humantime_serde")]
     pub nonce_ttl: Duration,
     /// Tolerated difference between the wallet's clock and ours for `Issued At`.

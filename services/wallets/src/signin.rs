@@ -21,8 +21,8 @@ pub enum SignInError {
     /// 400: the signature is not 65 hex-encoded bytes.
     #[error("the signature must be 0x followed by 130 hex digits (65 bytes)")]
     MalformedSignature,
-    #[error("the message is for domain `{0}`, not this site")]
-    WrongDomain(String),
+    #[error("sign-in is not accepted for `{domain}`: open Gavel at {allowed}")]
+    WrongDomain { domain: String, allowed: String },
     #[error("the message is for URI `{0}`, not this site")]
     WrongUri(String),
     #[error("the message is for chain {actual}, this site uses chain {expected}")]
@@ -48,7 +48,7 @@ impl SignInError {
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::MalformedMessage(_) | Self::MalformedSignature => "malformed",
-            Self::WrongDomain(_)
+            Self::WrongDomain { .. }
             | Self::WrongUri(_)
             | Self::WrongChain { .. }
             | Self::WrongStatement(_) => "wrong_site",
@@ -79,11 +79,36 @@ pub struct Verified {
     pub nonce: String,
 }
 
+/// One address the site is served under: a message must name its domain and a URI on its origin
+/// together (a domain of one with the URI of another is refused).
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// The RFC 3986 authority, as the browser shows it: `gavel.example`, `localhost:8080`.
+    pub domain: String,
+    pub origin: url::Origin,
+}
+
+impl Site {
+    /// The site at `url`'s origin; its domain is the host with any non-default port.
+    pub fn at(url: &url::Url) -> Self {
+        let host = url.host_str().unwrap_or_default();
+        let domain = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        Self {
+            domain,
+            origin: url.origin(),
+        }
+    }
+}
+
 /// The site's expectations, from config.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub domain: String,
-    pub uri: url::Url,
+    /// The addresses sign-ins are accepted for: the configured `domain` with `uri`, then each of
+    /// `origins`.
+    pub sites: Vec<Site>,
     pub chain_id: u64,
     pub max_clock_skew: Duration,
     /// A message older than this is refused even if it names no expiry (the nonce TTL).
@@ -92,13 +117,27 @@ pub struct Policy {
 
 impl Policy {
     pub fn new(config: &SignInConfig, chain_id: u64) -> Self {
-        Self {
+        let mut sites = vec![Site {
             domain: config.domain.clone(),
-            uri: config.uri.clone(),
+            origin: config.uri.origin(),
+        }];
+        sites.extend(config.origins.iter().map(Site::at));
+        Self {
+            sites,
             chain_id,
             max_clock_skew: config.max_clock_skew,
             max_age: config.nonce_ttl,
         }
+    }
+
+    /// The accepted origins, for a refusal's words: `http://localhost:8080 or https://gavel.lan`.
+    fn allowed(&self) -> String {
+        let origins: Vec<String> = self
+            .sites
+            .iter()
+            .map(|site| site.origin.ascii_serialization())
+            .collect();
+        origins.join(" or ")
     }
 
     /// Verifies `message` and its `signature` at time `now`. `statement`, when given, must match
@@ -115,15 +154,20 @@ impl Policy {
             .map_err(|error: siwe::ParseError| SignInError::MalformedMessage(error.to_string()))?;
         let signature = parse_signature(signature)?;
 
-        if parsed.domain.as_str() != self.domain {
-            return Err(SignInError::WrongDomain(parsed.domain.to_string()));
-        }
-        // The origin must be ours exactly: a string prefix would let
+        let Some(site) = self
+            .sites
+            .iter()
+            .find(|site| site.domain == parsed.domain.as_str())
+        else {
+            return Err(SignInError::WrongDomain {
+                domain: parsed.domain.to_string(),
+                allowed: self.allowed(),
+            });
+        };
+        // The origin must be that site's exactly: a string prefix would let
         // `https://gavel.example@evil.test/` or `https://gavel.example.evil.test` through.
         let same_origin = url::Url::parse(parsed.uri.as_str()).is_ok_and(|uri| {
-            uri.username().is_empty()
-                && uri.password().is_none()
-                && uri.origin() == self.uri.origin()
+            uri.username().is_empty() && uri.password().is_none() && uri.origin() == site.origin
         });
         if !same_origin {
             return Err(SignInError::WrongUri(parsed.uri.to_string()));
@@ -205,8 +249,7 @@ mod tests {
 
     fn policy() -> Policy {
         Policy {
-            domain: "gavel.test".to_owned(),
-            uri: "https://gavel.test".parse().expect("url"),
+            sites: vec![Site::at(&"https://gavel.test".parse().expect("url"))],
             chain_id: 31337,
             max_clock_skew: Duration::from_secs(60),
             max_age: Duration::from_secs(300),
@@ -241,6 +284,51 @@ mod tests {
             .expect("valid");
         assert_eq!(verified.address.as_alloy(), signer.address());
         assert_eq!(verified.nonce, "abcdef1234567890");
+    }
+
+    #[test]
+    fn each_allowed_origin_signs_in_with_its_own_domain_and_uri_only() {
+        let mut policy = policy();
+        policy
+            .sites
+            .push(Site::at(&"http://127.0.0.1:8080".parse().expect("url")));
+        policy
+            .sites
+            .push(Site::at(&"https://gavel.lan:443".parse().expect("url")));
+        let signer = PrivateKeySigner::random();
+        let address = signer.address().to_checksum(None);
+        let now = OffsetDateTime::now_utc();
+        let at = |domain: &str, uri: &str| {
+            message(&address, domain, 31337, "")
+                .replace("URI: https://gavel.test/login", &format!("URI: {uri}"))
+        };
+        for (domain, uri) in [
+            ("gavel.test", "https://gavel.test/login"),
+            ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
+            ("gavel.lan", "https://gavel.lan/lots/1"),
+        ] {
+            let text = at(domain, uri);
+            assert!(
+                policy
+                    .verify(&text, &sign(&signer, &text), None, now)
+                    .is_ok(),
+                "{domain} {uri}"
+            );
+        }
+        // A domain of one site with the URI of another is not that site's sign-in.
+        let crossed = at("127.0.0.1:8080", "https://gavel.test/");
+        assert!(matches!(
+            policy.verify(&crossed, &sign(&signer, &crossed), None, now),
+            Err(SignInError::WrongUri(_))
+        ));
+        let elsewhere = at("192.168.1.7:8080", "http://192.168.1.7:8080/");
+        let error = policy
+            .verify(&elsewhere, &sign(&signer, &elsewhere), None, now)
+            .expect_err("not allowed");
+        assert_eq!(
+            error.to_string(),
+            "sign-in is not accepted for `192.168.1.7:8080`: open Gavel at https://gavel.test or http://127.0.0.1:8080 or https://gavel.lan",
+        );
     }
 
     #[test]
@@ -297,7 +385,7 @@ mod tests {
                 .expect_err(reason);
             assert!(!error.is_malformed(), "{reason}: {error}");
             let matches = match reason {
-                "domain" => matches!(error, SignInError::WrongDomain(_)),
+                "domain" => matches!(error, SignInError::WrongDomain { .. }),
                 "chain" => matches!(error, SignInError::WrongChain { .. }),
                 "expired" => matches!(error, SignInError::Expired),
                 _ => matches!(error, SignInError::WrongSigner(_)),

@@ -13,6 +13,9 @@ use gavel_messaging::BrokerConfig;
 use crate::config::{ChainConfig, Config, SettlementConfig, SignInConfig, TokenConfig};
 use gavel_common::internal::InternalConfig;
 
+/// The test config's second allowed origin (`sign_in.origins`).
+pub const SECOND_ORIGIN: &str = "http://gavel-lan.test:8080";
+
 /// What a test chooses about the instance.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -55,6 +58,10 @@ pub fn config(
             domain: "gavel.test".to_owned(),
             uri: url::Url::parse("https://gavel.test")
                 .unwrap_or_else(|_| unreachable!("a literal URL")),
+            // A second address the site is served under, as a LAN name or 127.0.0.1 would be.
+            origins: vec![
+                url::Url::parse(SECOND_ORIGIN).unwrap_or_else(|_| unreachable!("a literal URL")),
+            ],
             nonce_ttl: Duration::from_secs(300),
             max_clock_skew: Duration::from_secs(60),
         },

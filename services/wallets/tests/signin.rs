@@ -51,6 +51,45 @@ async fn a_wallet_signs_in_gets_a_token_and_keeps_its_account() {
 }
 
 #[tokio::test]
+async fn a_second_configured_origin_signs_in_with_its_own_domain_and_uri() {
+    let app = spawn().await;
+    let signer = PrivateKeySigner::random();
+    let address = signer.address().to_checksum(None);
+    let second = gavel_wallets::testing::SECOND_ORIGIN;
+    let domain = second.trim_start_matches("http://");
+    let on = |domain: &str, uri: &str, nonce: &str| {
+        app.message(&address, nonce, "Sign in", 31337, domain)
+            .replace(&format!("URI: https://{DOMAIN}/"), &format!("URI: {uri}/"))
+    };
+    let message = on(domain, second, &app.nonce().await);
+    let (status, body) = app
+        .post(
+            "/auth/sign-in",
+            None,
+            json!({"message": message, "signature": TestApp::sign(&signer, &message)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["wallet"], address);
+
+    // Its domain with the first site's URI is neither site's sign-in.
+    let crossed = on(domain, &format!("https://{DOMAIN}"), &app.nonce().await);
+    let (status, problem) = app
+        .post(
+            "/auth/sign-in",
+            None,
+            json!({"message": crossed, "signature": TestApp::sign(&signer, &crossed)}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (401, Some("sign_in_refused")),
+        "{problem}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_nonce_works_once() {
     let app = spawn().await;
     let signer = PrivateKeySigner::random();
@@ -99,7 +138,13 @@ async fn each_bad_sign_in_is_refused_with_a_clear_problem() {
     let malformed_address = app.message("0x12345", &app.nonce().await, "Sign in", 31337, DOMAIN);
 
     let cases = [
-        (wrong_domain, &signer, 401, "message", "domain"),
+        (
+            wrong_domain,
+            &signer,
+            401,
+            "message",
+            "not accepted for `evil.test`: open Gavel at https://gavel.test or http://gavel-lan.test:8080",
+        ),
         (wrong_chain, &signer, 401, "message", "chain"),
         (unknown_nonce, &signer, 401, "message", "nonce"),
         (expired, &signer, 401, "message", "expired"),

@@ -211,7 +211,12 @@ export function mountAccount(corner, panel) {
 
 export function describeSignInError(error) {
   if (error instanceof ApiError) {
-    if (error.code === 'sign_in_refused') return `Sign-in refused: ${error.detail || error.title}`;
+    if (error.code === 'sign_in_refused') {
+      const detail = error.detail || error.title || '';
+      // "sign-in is not accepted for `host`: open Gavel at …" needs no prefix, only a capital.
+      if (/^sign-in /i.test(detail)) return `${detail[0].toUpperCase()}${detail.slice(1)}.`;
+      return `Sign-in refused: ${detail}`;
+    }
     if (error.code === 'network' || error.status === 502) return 'The server cannot be reached; try again.';
     return error.detail || error.title || error.message;
   }
