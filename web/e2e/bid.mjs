@@ -387,7 +387,10 @@ async function main() {
       return attribute(testid(a, 'telegram-code'), 'data-code');
     });
     if (!/^[A-HJ-NP-Z2-9]{8}$/.test(code)) throw new Failure(`the link code looks wrong: ${code}`);
-    log(`A got the Telegram link code ${code} (send /link ${code} to the bot)`);
+    const explained = (await testid(a, 'telegram-explanation').textContent())?.trim() ?? '';
+    // The local run has no bot token: the panel must say so rather than name a bot.
+    if (!/runs its Telegram bot dry|Send this to @/.test(explained)) throw new Failure(`the Telegram panel does not say where to send the code: "${explained}"`);
+    log(`A got the Telegram link code ${code}: "${explained}"`);
     await a.screenshot({ path: join(ARTIFACTS, 'bidder-telegram.png'), fullPage: true });
 
     // --- the seller page: a lot with a photo, through the gateway to lots and S3 -------------

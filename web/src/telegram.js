@@ -4,8 +4,9 @@
 import { ApiError } from './api.js';
 
 /**
- * The notifier's answer, checked: {code, command, expiresAt (ms since the epoch, server clock)}.
- * Throws an Error if it is not usable.
+ * The notifier's answer, checked: {code, command, expiresAt (ms since the epoch, server clock),
+ * bot (the bot's username, or null when the notifier runs dry), botUrl}. Throws an Error if it
+ * is not usable.
  */
 export function parseLinkCode(data) {
   const code = typeof data?.code === 'string' ? data.code.trim() : '';
@@ -13,7 +14,17 @@ export function parseLinkCode(data) {
   const expiresAt = Date.parse(data.expires_at);
   if (Number.isNaN(expiresAt)) throw new Error('The server answered without a valid expiry');
   const command = typeof data.command === 'string' && data.command.trim() ? data.command.trim() : `/link ${code}`;
-  return { code, command, expiresAt };
+  const bot = typeof data.bot === 'string' && /^[A-Za-z0-9_]{5,32}$/.test(data.bot) ? data.bot : null;
+  return { code, command, expiresAt, bot, botUrl: bot ? `https://t.me/${bot}` : null };
+}
+
+/** Where to send the code, in words. */
+export function sendTo(link, minutes) {
+  const within = `within ${minutes} ${minutes === 1 ? 'minute' : 'minutes'}`;
+  if (!link.bot) {
+    return `This Gavel runs its Telegram bot dry (no bot token, as on a local run): the code works, but no alert leaves. Send it to the bot ${within} where one is configured:`;
+  }
+  return `Send this to @${link.bot} on Telegram ${within} to get outbid, won and payment alerts:`;
 }
 
 /** Milliseconds left before `expiresAt` at `now` (both on the server's clock), never negative. */

@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ApiError } from '../src/api.js';
-import { describeLinkCodeError, parseLinkCode, remainingMs } from '../src/telegram.js';
+import { describeLinkCodeError, parseLinkCode, remainingMs, sendTo } from '../src/telegram.js';
 
 test('a link code answer is read', () => {
   const parsed = parseLinkCode({ code: 'AB12CD34', expires_at: '2030-01-02T03:04:05.678Z', command: '/link AB12CD34' });
-  assert.deepEqual(parsed, { code: 'AB12CD34', command: '/link AB12CD34', expiresAt: Date.UTC(2030, 0, 2, 3, 4, 5, 678) });
+  assert.deepEqual(parsed, { code: 'AB12CD34', command: '/link AB12CD34', expiresAt: Date.UTC(2030, 0, 2, 3, 4, 5, 678), bot: null, botUrl: null });
   // An RFC 3339 offset and nanoseconds (chrono) parse too; a missing command is made up.
   const other = parseLinkCode({ code: 'ZZ99YY88', expires_at: '2030-01-02T05:04:05+02:00' });
   assert.equal(other.command, '/link ZZ99YY88');
@@ -42,4 +42,14 @@ test('failures become words', () => {
     'No code could be made: no notifier configured.',
   );
   assert.equal(describeLinkCodeError(new Error('The server answered without a code')).text, 'The server answered without a code');
+});
+
+test('the panel names the bot, or says the notifier runs dry', () => {
+  const named = parseLinkCode({ code: 'ABCD2345', expires_at: '2026-12-06T10:00:00Z', bot: 'gavel_bot' });
+  assert.equal(named.botUrl, 'https://t.me/gavel_bot');
+  assert.equal(sendTo(named, 10), 'Send this to @gavel_bot on Telegram within 10 minutes to get outbid, won and payment alerts:');
+  const dry = parseLinkCode({ code: 'ABCD2345', expires_at: '2026-12-06T10:00:00Z', bot: null });
+  assert.equal(dry.bot, null);
+  assert.match(sendTo(dry, 1), /runs its Telegram bot dry .* within 1 minute /);
+  assert.equal(parseLinkCode({ code: 'ABCD2345', expires_at: '2026-12-06T10:00:00Z', bot: 'x"><script>' }).bot, null, 'only a Telegram username is named');
 });

@@ -30,6 +30,9 @@ pub struct AppState {
     pub links: LinksConfig,
     /// Set in webhook mode: the secret Telegram must present, and the bot's username.
     pub webhook: Option<(String, String)>,
+    /// The bot's username, which the browser names ("send this to @name"); `None` on a dry run
+    /// (no token: messages are logged, not sent).
+    pub bot: Option<String>,
 }
 
 impl axum::extract::FromRef<AppState> for JwtVerifier {
@@ -78,7 +81,7 @@ impl utoipa::Modify for Security {
 
 /// A one-time code the signed-in account sends to the bot as `/link CODE`.
 #[utoipa::path(post, path = "/link-codes", tag = "telegram", security(("bearer" = [])),
-    responses((status = 201, body = Object, description = "`{code, expires_at, command}`")))]
+    responses((status = 201, body = Object, description = "`{code, expires_at, command, bot, bot_url}`: `bot` is the bot's username, null when the notifier runs dry")))]
 async fn link_code(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -101,9 +104,13 @@ async fn link_code(
         .map_err(|error| Problem::internal(&error))?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(
-            json!({"code": code, "expires_at": expires_at, "command": format!("/link {code}")}),
-        ),
+        axum::Json(json!({
+            "code": code,
+            "expires_at": expires_at,
+            "command": format!("/link {code}"),
+            "bot": state.bot,
+            "bot_url": state.bot.as_ref().map(|bot| format!("https://t.me/{bot}")),
+        })),
     )
         .into_response())
 }

@@ -186,6 +186,7 @@ pub async fn build(config: &Config) -> Result<Service, StartError> {
         verifier,
         links: config.links.clone(),
         webhook,
+        bot: (!bot_name.is_empty()).then(|| bot_name.clone()),
     });
     let service = Service::new(router, metrics, readiness);
     let cancel = service.cancellation();

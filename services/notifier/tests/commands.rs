@@ -142,6 +142,14 @@ async fn linking_with_a_good_a_wrong_a_used_and_an_expired_code() {
     let code = issued["code"].as_str().expect("a code").to_owned();
     assert_eq!(code.len(), 8);
     assert_eq!(issued["command"], json!(format!("/link {code}")));
+    assert_eq!(
+        (&issued["bot"], &issued["bot_url"]),
+        (
+            &json!("gavel_test_bot"),
+            &json!("https://t.me/gavel_test_bot")
+        ),
+        "the browser names the bot"
+    );
 
     let (chat, other) = (601, 602);
     world.telegram.user_says(chat, "/link WRONG123");

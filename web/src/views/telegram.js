@@ -7,7 +7,7 @@ import { openSignIn } from '../app.js';
 import { formatDuration, serverNow } from '../clock.js';
 import { h, replace } from '../dom.js';
 import { session } from '../session.js';
-import { describeLinkCodeError, parseLinkCode, remainingMs } from '../telegram.js';
+import { describeLinkCodeError, parseLinkCode, remainingMs, sendTo } from '../telegram.js';
 
 const COPIED_SHOWN_MS = 2_000;
 
@@ -22,7 +22,7 @@ export function telegramBlock() {
   let generation = 0; // bumps on reset: answers to an older request are dropped
 
   const button = h('button', { type: 'button', 'data-testid': 'telegram-link', onclick: () => getCode() });
-  const explanation = h('p', { class: 'small' });
+  const explanation = h('p', { class: 'small', 'data-testid': 'telegram-explanation' });
   const command = h('code', { class: 'code-box-text', 'data-testid': 'telegram-code' });
   const copyButton = h(
     'button',
@@ -123,9 +123,12 @@ export function telegramBlock() {
       resetCopyButton();
       stopTicker();
       ticker = setInterval(tick, 1000);
-      explanation.textContent = `Send this to the Gavel bot on Telegram within ${ttlMinutes} ${
-        ttlMinutes === 1 ? 'minute' : 'minutes'
-      } to get outbid, won and payment alerts:`;
+      replace(
+        explanation,
+        sendTo(fresh, ttlMinutes),
+        fresh.botUrl ? [' ', h('a', { href: fresh.botUrl, target: '_blank', rel: 'noopener', 'data-testid': 'telegram-bot-link' }, `Open @${fresh.bot}`)] : null,
+      );
+      explanation.dataset.bot = fresh.bot ?? '';
     } catch (failure) {
       if (mine !== generation) return;
       console.warn('link code', failure);
