@@ -1,6 +1,8 @@
 //! What Gavel's own clients (`gavel-demo`, `gavel-smoke`, `gavel-load`) share: signing in with
 //! Sign-In with Ethereum exactly as a browser wallet does.
 
+pub mod pictures;
+
 use std::time::{Duration, Instant};
 
 use alloy::signers::SignerSync;
