@@ -263,6 +263,84 @@ pub async fn history<'e>(
     .await?)
 }
 
+/// A lot an account bid on, as its "my auctions" page lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BidderLot {
+    pub lot_id: uuid::Uuid,
+    pub title: String,
+    pub status: String,
+    pub price: Option<String>,
+    pub bid_count: i64,
+    pub ends_at: DateTime<Utc>,
+    /// Whether the account leads (while open) or led when it ended.
+    pub leading: bool,
+    /// The account's highest bid on the lot.
+    pub highest_bid: String,
+    pub last_bid_at: DateTime<Utc>,
+    /// `sold`, `unsold` or `reserve_not_met` once the auction ended.
+    pub outcome: Option<&'static str>,
+    /// Sold to this account.
+    pub won: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct BidderLotRow {
+    lot_id: uuid::Uuid,
+    title: String,
+    status: String,
+    price: Option<String>,
+    bid_count: i64,
+    ends_at: DateTime<Utc>,
+    leader: Option<uuid::Uuid>,
+    outcome: Option<sqlx::types::Json<Outcome>>,
+    highest_bid: String,
+    last_bid_at: DateTime<Utc>,
+}
+
+/// The lots `bidder` bid on, the most recently bid on first (at most `limit`).
+pub async fn bidder_lots<'e>(
+    executor: impl PgExecutor<'e>,
+    bidder: AccountId,
+    limit: i64,
+) -> Result<Vec<BidderLot>, StoreError> {
+    let rows: Vec<BidderLotRow> = sqlx::query_as(
+        "SELECT l.lot_id, l.title, l.status, l.price::text AS price, l.bid_count, l.ends_at, l.leader,
+                l.outcome, mine.highest::text AS highest_bid, mine.last_at AS last_bid_at
+         FROM (SELECT lot_id, max(amount) AS highest, max(placed_at) AS last_at
+               FROM bids WHERE bidder = $1 GROUP BY lot_id) mine
+         JOIN lots l USING (lot_id)
+         ORDER BY mine.last_at DESC, l.lot_id LIMIT $2",
+    )
+    .bind(bidder.0)
+    .bind(limit)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (outcome, won) = match row.outcome.map(|outcome| outcome.0) {
+                Some(Outcome::Sold { winner, .. }) => (Some("sold"), winner == bidder),
+                Some(Outcome::Unsold) => (Some("unsold"), false),
+                Some(Outcome::ReserveNotMet { .. }) => (Some("reserve_not_met"), false),
+                None => (None, false),
+            };
+            BidderLot {
+                lot_id: row.lot_id,
+                title: row.title,
+                status: row.status,
+                price: row.price,
+                bid_count: row.bid_count,
+                ends_at: row.ends_at,
+                leading: row.leader == Some(bidder.0),
+                highest_bid: row.highest_bid,
+                last_bid_at: row.last_bid_at,
+                outcome,
+                won,
+            }
+        })
+        .collect())
+}
+
 /// Events after `since`, in order.
 pub async fn events_since<'e>(
     executor: impl PgExecutor<'e>,

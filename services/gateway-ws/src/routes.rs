@@ -122,6 +122,14 @@ const ROUTES: &[Route] = &[
         )
     },
     Route {
+        strip: 1,
+        ..route(
+            GET,
+            &[L("auction"), L("bidders"), L("me"), L("lots")],
+            Upstream::Bids,
+        )
+    },
+    Route {
         class: Class::LinkCode,
         ..route(POST, &[L("link-codes")], Upstream::Notifier)
     },
@@ -228,7 +236,13 @@ mod tests {
             (target.upstream, target.path.as_str()),
             (Upstream::Bids, format!("/lots/{LOT}/events").as_str())
         );
+        let target = resolve(&Method::GET, "/api/auction/bidders/me/lots").expect("a route");
+        assert_eq!(
+            (target.upstream, target.path.as_str()),
+            (Upstream::Bids, "/bidders/me/lots")
+        );
         let target = resolve(&Method::POST, "/api/auth/sign-in").expect("a route");
+
         assert_eq!(
             (target.upstream, target.class),
             (Upstream::Wallets, Class::SignIn)

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
             post(public::place).get(public::history),
         )
         .route("/lots/{lot_id}/events", get(public::events))
+        .route("/bidders/me/lots", get(public::my_lots))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("route") })
         .with_state(state)
@@ -67,7 +68,13 @@ pub fn internal_router(state: AppState) -> Router {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Gavel bids", version = "1", description = "The auction engine's public API: a lot's live state, its bids and event log, and placing bids. Errors are application/problem+json with a stable `code`."),
-    paths(public::snapshot, public::place, public::history, public::events),
+    paths(
+        public::snapshot,
+        public::place,
+        public::history,
+        public::events,
+        public::my_lots
+    ),
     modifiers(&Security, &ProblemResponses)
 )]
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use gavel_common::extract;
 use gavel_common::extract::Query;
 use gavel_common::idempotency::IdempotencyKey;
 use gavel_common::problem::Problem;
-use gavel_types::LotId;
+use gavel_types::{AccountId, LotId};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -132,6 +132,18 @@ pub async fn history(
     Ok(Json(
         store::history(&state.engine.pool, lot_id, limit).await?,
     ))
+}
+
+/// The lots the signed-in account bid on, most recently bid on first (at most 100): whether it
+/// leads, its highest bid, how each ended and whether it won.
+#[utoipa::path(get, path = "/bidders/me/lots", tag = "bids", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Object>), (status = 401)))]
+pub async fn my_lots(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Json<Vec<store::BidderLot>>, ApiError> {
+    let lots = store::bidder_lots(&state.engine.pool, AccountId(claims.sub), 100).await?;
+    Ok(Json(lots))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
