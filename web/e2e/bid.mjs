@@ -544,6 +544,35 @@ async function main() {
     log(`the seller sees the lot paid; B's reloaded page says "${told}"`);
     await a.screenshot({ path: join(ARTIFACTS, 'seller-paid.png'), fullPage: true });
 
+    // --- my auctions: each account's lots, where it stands, what it won, what it sells ---------
+    const mineRow = (page, section, lot) => page.locator(`[data-testid="mine-${section}"] [data-testid="mine-row"][data-lot-id="${lot}"]`);
+    await b.goto(`${WEB_URL}/lots/${contested.id}`);
+    await testid(b, 'watch-toggle').click();
+    await b.goto(`${WEB_URL}/me`);
+    await until('B\'s auctions: outbid on the contested lot, watching it, the demo-key lot won and paid', async () =>
+      (await attribute(mineRow(b, 'bidding', contested.id).locator('[data-testid="mine-standing"]'), 'data-standing')) === 'outbid'
+      && (await mineRow(b, 'watching', contested.id).count()) === 1
+      && (await attribute(mineRow(b, 'won', short[1].id).locator('[data-testid="mine-state"]'), 'data-state')) === 'paid');
+    await b.screenshot({ path: join(ARTIFACTS, 'my-auctions-bidder.png'), fullPage: true });
+    await c.goto(`${WEB_URL}/me`);
+    await until('C\'s auctions: leading the contested lot, the browser-wallet lot won and paid', async () =>
+      (await attribute(mineRow(c, 'bidding', contested.id).locator('[data-testid="mine-standing"]'), 'data-standing')) === 'leading'
+      && (await attribute(mineRow(c, 'won', short[0].id).locator('[data-testid="mine-state"]'), 'data-state')) === 'paid');
+    await a.goto(`${WEB_URL}/me`);
+    await until('A\'s auctions: the sold lot paid, the lot without bids withdrawable', async () =>
+      (await attribute(mineRow(a, 'selling', short[0].id).locator('[data-testid="mine-state"]'), 'data-state')) === 'paid'
+      && (await mineRow(a, 'selling', sellLotId).locator('[data-testid="mine-withdraw"]').count()) === 1);
+    if (await mineRow(a, 'selling', contested.id).locator('[data-testid="mine-withdraw"]').count()) {
+      throw new Failure('a lot with bids offers to be withdrawn');
+    }
+    await mineRow(a, 'selling', sellLotId).locator('[data-testid="mine-withdraw"]').click();
+    await mineRow(a, 'selling', sellLotId).locator('[data-testid="mine-withdraw"]').click();
+    await until('the lot withdrawn', async () => (await attribute(mineRow(a, 'selling', sellLotId).locator('[data-testid="mine-state"]'), 'data-state')) === 'withdrawn');
+    await a.screenshot({ path: join(ARTIFACTS, 'my-auctions-seller.png'), fullPage: true });
+    await a.goto(`${WEB_URL}/lots/${sellLotId}`);
+    await until('the withdrawn lot to say so', async () => (await attribute(testid(a, 'lot-status'), 'data-status')) === 'cancelled' || null);
+    log('my auctions: B outbid and watching, C leading, both paid; A withdrew the lot without bids');
+
     // --- one origin: sign-in from a second allowed address works, from another fails clearly ---
     const contextD = await browser.newContext({ viewport: DESKTOP });
     const d = await contextD.newPage();

@@ -105,6 +105,10 @@ export const api = {
     getJson(`/api/auction/lots/${encodeURIComponent(id)}/events?since=${since}`),
   balance: (address) =>
     getJson(`/api/wallets/${encodeURIComponent(address)}/balance`, { auth: true }),
+  // "My auctions": the lots the signed-in account bid on (bids).
+  myLots: (signal) => getJson('/api/auction/bidders/me/lots', { auth: true, signal }),
+  // The seller withdraws a lot that has no bid yet.
+  withdrawLot: (id) => request(`/api/lots/${encodeURIComponent(id)}`, { method: 'DELETE', auth: true }),
   // The payment for a sold lot (the winner pays, the seller follows it).
   payment: (lotId, signal) => getJson(`/api/payments/${encodeURIComponent(lotId)}`, { auth: true, signal }),
   submitPayment: (lotId, txHash) =>

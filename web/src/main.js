@@ -7,6 +7,7 @@ import { route, startRouter } from './router.js';
 import { session } from './session.js';
 import { mountAccount } from './views/account.js';
 import { listView } from './views/list.js';
+import { mineView } from './views/mine.js';
 import { lotView } from './views/lot.js';
 import { sellView } from './views/sell.js';
 
@@ -61,6 +62,7 @@ async function main() {
   route('/', listView);
   route('/lots/:id', lotView);
   route('/sell', sellView);
+  route('/me', mineView);
   startRouter(document.getElementById('view'), notFound);
 
   const highlight = () => {

@@ -11,6 +11,7 @@ import { BidError } from '../socket.js';
 import { ethForInput, minimumNext, parseEth, showEth, toWei } from '../wei.js';
 import { devFundsControl } from './devfunds.js';
 import { paymentPanel } from './payment.js';
+import { isWatched, toggleWatch } from '../mine.js';
 
 const BALANCE_EVERY_MS = 15_000;
 
@@ -30,6 +31,7 @@ export function lotView(container, { id }) {
   // --- skeleton -----------------------------------------------------------------------------
   const title = h('h1', { class: 'lot-title', 'data-testid': 'lot-title' }, 'Loading…');
   const statusBadge = h('span', { class: 'badge', 'data-testid': 'lot-status' });
+  const watchToggle = h('button', { class: 'button button-small watch-toggle', type: 'button', 'data-testid': 'watch-toggle' });
   const gallery = h('section', { class: 'gallery', 'aria-label': 'Photos' });
   const priceLabel = h('span', { class: 'muted small' }, 'Current bid');
   const price = h('strong', { class: 'price', 'data-testid': 'lot-price', 'aria-live': 'polite' }, '…');
@@ -109,7 +111,7 @@ export function lotView(container, { id }) {
     'article',
     { class: 'lot-page', 'data-lot-id': id },
     h('nav', { class: 'crumbs' }, h('a', { href: '/' }, '← All lots')),
-    h('header', { class: 'lot-head' }, title, statusBadge),
+    h('header', { class: 'lot-head' }, title, statusBadge, watchToggle),
     h(
       'div',
       { class: 'lot-layout' },
@@ -624,6 +626,17 @@ export function lotView(container, { id }) {
     amount.focus();
   });
   balanceRefresh.addEventListener('click', () => balance.refresh());
+  // The watchlist lives in this browser; "My auctions" lists it.
+  function renderWatch() {
+    const on = isWatched(id);
+    watchToggle.textContent = on ? '★ Watching' : '☆ Watch';
+    watchToggle.setAttribute('aria-pressed', String(on));
+  }
+  watchToggle.addEventListener('click', () => {
+    toggleWatch(id, lot?.title);
+    renderWatch();
+  });
+  renderWatch();
   barButton.addEventListener('click', () => {
     const min = minimum(live());
     if (min !== null && !amount.value) amount.value = ethForInput(min);
