@@ -75,6 +75,26 @@ export function toast(text, { kind = 'info', ms = 5000 } = {}) {
 /** Says 'remembered' when the signed-in account bid on a lot it was not watching yet. */
 export const myBids = new Emitter();
 
+/**
+ * Remembers the open lots the signed-in account bid on from anywhere (another device too), as
+ * `bids` lists them, so that being outbid on one is told here.
+ */
+export async function syncMyBids() {
+  const me = session.current?.accountId;
+  if (!me) return;
+  try {
+    const lots = await api.myLots();
+    if (session.current?.accountId !== me) return;
+    // Oldest first, so the most recent end up first in the (bounded) list.
+    for (const lot of [...lots].filter((row) => row.status === 'open').reverse()) {
+      rememberBid(me, lot.lot_id, lot.title);
+    }
+    myBids.emit('remembered', null);
+  } catch (error) {
+    console.warn('my lots', error);
+  }
+}
+
 /** Remembers a bid of the signed-in account, so being outbid on that lot is told anywhere. */
 export function noteBid(lotId, title) {
   rememberBid(session.current?.accountId, lotId, title);

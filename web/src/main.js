@@ -1,6 +1,6 @@
 // Gavel's browser client: starts the session, the WebSocket and the router.
 
-import { myBids, socket, toast } from './app.js';
+import { myBids, socket, syncMyBids, toast } from './app.js';
 import { h, replace } from './dom.js';
 import { watchMyBids } from './mybids.js';
 import { route, startRouter } from './router.js';
@@ -49,7 +49,10 @@ async function main() {
     session.signOut();
   });
   socket.start();
-  // Outbid on a lot whose page is not open: a toast that leads to it.
+  // Outbid on a lot whose page is not open: a toast that leads to it. The lots come from this
+  // browser's bids and, at sign-in, from the server (bids placed on another device).
+  syncMyBids();
+  session.on('change', () => syncMyBids());
   watchMyBids({
     socket,
     session,
