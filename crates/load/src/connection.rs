@@ -46,6 +46,8 @@ pub struct Setup {
 #[derive(Debug, Clone)]
 pub struct Resume {
     pub gateway: Arc<Gateway>,
+    /// The client's number: which gateway replica it goes to.
+    pub index: usize,
     pub source: Option<IpAddr>,
 }
 
@@ -110,13 +112,16 @@ struct Priced<'a> {
     sequence: Option<i64>,
 }
 
-/// Connects from `source`, waits for the welcome, signs in when there is a token.
+/// Connects client `index` from `source` to its gateway replica, waits for the welcome, signs in
+/// when there is a token.
 pub async fn connect(
     gateway: &Gateway,
+    index: usize,
     source: Option<IpAddr>,
     token: Option<&str>,
 ) -> Result<Socket> {
-    let socket = if gateway.socket.is_ipv4() {
+    let endpoint = gateway.endpoint(index);
+    let socket = if endpoint.socket.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
@@ -124,13 +129,13 @@ pub async fn connect(
     if let Some(source) = source {
         socket.bind((source, 0).into())?;
     }
-    let stream = tokio::time::timeout(HANDSHAKE, socket.connect(gateway.socket))
+    let stream = tokio::time::timeout(HANDSHAKE, socket.connect(endpoint.socket))
         .await
         .context("connecting timed out")??;
     stream.set_nodelay(true)?;
     let (mut ws, _) = tokio::time::timeout(
         HANDSHAKE,
-        tokio_tungstenite::client_async(gateway.ws.as_str(), stream),
+        tokio_tungstenite::client_async(endpoint.ws.as_str(), stream),
     )
     .await
     .context("the WebSocket handshake timed out")??;
@@ -388,7 +393,14 @@ pub const LOST: &str = "connection_lost";
 async fn reconnect(resume: &Resume, setup: &Setup, watched: &[Watched]) -> Result<Socket> {
     let started = Instant::now();
     let mut ws = loop {
-        match connect(&resume.gateway, resume.source, setup.token.as_deref()).await {
+        match connect(
+            &resume.gateway,
+            resume.index,
+            resume.source,
+            setup.token.as_deref(),
+        )
+        .await
+        {
             Ok(ws) => break ws,
             Err(error) if started.elapsed() > RECONNECT_FOR => return Err(error),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,

@@ -10,6 +10,7 @@
 //! ```text
 //! gavel-load SCENARIO [--gateway URL] [--rpc URL] [--domain HOST:PORT] [--rate N]
 //!     [--duration SECS] [--lots N] [--bidders N] [--watchers N] [--gateway-pid PID] [--out DIR]
+//!     [--also-gateway URL]...   (more gateway replicas: WebSocket connections are spread over all)
 //!     [--acks FILE] [--reconnect] [--lots-end SECS]
 //! ```
 //! Scenarios: `hot`, `many`, `fanout`, `idle`, `ramp`, `smoke` (docs/benchmarks.md). The report
@@ -32,6 +33,9 @@ use crate::scenario::{Plan, Scenario};
 pub struct Args {
     pub scenario: Scenario,
     pub gateway: url::Url,
+    /// Further gateway replicas (`--also-gateway`, repeatable): connection `i` goes to gateway
+    /// `i mod n`; REST (set-up, sign-in) uses the first.
+    pub also: Vec<url::Url>,
     pub rpc: String,
     pub domain: String,
     pub chain_id: u64,
@@ -50,7 +54,7 @@ pub struct Args {
 fn usage() -> &'static str {
     "usage: gavel-load hot|many|fanout|idle|ramp|smoke [--gateway URL] [--rpc URL] [--domain HOST:PORT] \
      [--chain-id N] [--rate N] [--duration SECS] [--lots N] [--bidders N] [--watchers N] \
-     [--gateway-pid PID] [--out DIR] [--acks FILE] [--reconnect] [--lots-end SECS]"
+     [--gateway-pid PID] [--out DIR] [--acks FILE] [--reconnect] [--lots-end SECS] [--also-gateway URL]..."
 }
 
 fn args() -> Result<Args> {
@@ -66,6 +70,7 @@ fn args() -> Result<Args> {
     let mut acks = None;
     let mut reconnect = false;
     let mut lots_end = None;
+    let mut also = Vec::new();
     while let Some(flag) = args.next() {
         if flag == "--reconnect" {
             reconnect = true;
@@ -81,6 +86,7 @@ fn args() -> Result<Args> {
         };
         match flag.as_str() {
             "--gateway" => gateway = url::Url::parse(&value).context("--gateway")?,
+            "--also-gateway" => also.push(url::Url::parse(&value).context("--also-gateway")?),
             "--rpc" => rpc = value,
             "--domain" => domain = Some(value),
             "--chain-id" => chain_id = number()?,
@@ -106,6 +112,7 @@ fn args() -> Result<Args> {
     Ok(Args {
         scenario,
         gateway,
+        also,
         rpc,
         domain,
         chain_id,

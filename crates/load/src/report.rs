@@ -194,6 +194,8 @@ pub struct Memory {
 pub struct Report {
     pub scenario: String,
     pub gateway: String,
+    /// Gateway replicas the connections were spread over (memory is the first one's).
+    pub gateway_replicas: usize,
     pub rate: f64,
     pub duration_s: f64,
     pub lots: usize,
@@ -299,6 +301,12 @@ impl Report {
             "connections (failed)",
             format!("{} ({})", self.connections, self.connection_failures),
         );
+        if self.gateway_replicas > 1 {
+            row(
+                "gateway replicas (memory: the first's)",
+                self.gateway_replicas.to_string(),
+            );
+        }
         if let (Some(before), Some(connected), Some(end)) = (
             self.memory.rss_before_mib,
             self.memory.rss_connected_mib,

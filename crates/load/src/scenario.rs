@@ -136,6 +136,7 @@ pub async fn run(args: Args) -> Result<bool> {
     let resume = |index: usize| {
         args.reconnect.then(|| Resume {
             gateway: gateway.clone(),
+            index,
             source: gateway.source(index),
         })
     };
@@ -168,6 +169,7 @@ pub async fn run(args: Args) -> Result<bool> {
             async move {
                 let socket = connection::connect(
                     gateway,
+                    setup.index,
                     gateway.source(setup.index),
                     setup.token.as_deref(),
                 )
@@ -196,7 +198,7 @@ pub async fn run(args: Args) -> Result<bool> {
 
     if args.scenario == Scenario::Idle {
         memory.rss_connected_mib = pid.and_then(setup::rss_bytes).map(mib);
-        memory.per_connection_kib = per_connection(&memory, connections);
+        memory.per_connection_kib = per_connection(&memory, on_first(connections, &gateway));
         for (_, mut socket) in sockets {
             let _ = socket.close(None).await;
         }
@@ -241,7 +243,7 @@ pub async fn run(args: Args) -> Result<bool> {
         subscribed += 1;
     }
     memory.rss_connected_mib = pid.and_then(setup::rss_bytes).map(mib);
-    memory.per_connection_kib = per_connection(&memory, connections);
+    memory.per_connection_kib = per_connection(&memory, on_first(connections, &gateway));
     eprintln!("{subscribed} of {connections} connections subscribed; bidding");
 
     // The schedule: bid i is due at start + i / rate, whatever came of the bids before it.
@@ -381,6 +383,12 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// The connections the first gateway replica holds (the one whose memory is measured): client
+/// `i` goes to replica `i mod n`.
+fn on_first(connections: usize, gateway: &Gateway) -> usize {
+    connections.div_ceil(gateway.replicas())
+}
+
 fn per_connection(memory: &Memory, connections: usize) -> Option<f64> {
     let grown = memory.rss_connected_mib? - memory.rss_before_mib?;
     (connections > 0).then(|| grown * 1024.0 / connections as f64)
@@ -401,6 +409,7 @@ fn report(
     let mut report = Report {
         scenario: args.scenario.name().to_owned(),
         gateway: args.gateway.to_string(),
+        gateway_replicas: 1 + args.also.len(),
         rate: plan.rate,
         duration_s: plan.duration.as_secs_f64(),
         lots: plan.lots,

@@ -34,11 +34,41 @@ pub struct Gateway {
     /// One HTTP client per source address (on loopback), or one.
     clients: Vec<reqwest::Client>,
     api: String,
-    pub ws: url::Url,
-    pub socket: SocketAddr,
+    /// Where WebSocket connections go: the gateway, then any `--also-gateway` replicas.
+    endpoints: Vec<Endpoint>,
     pub loopback: bool,
     sign_in: SignIn,
     rpc: String,
+}
+
+/// One gateway replica's WebSocket address.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub ws: url::Url,
+    pub socket: SocketAddr,
+}
+
+impl Endpoint {
+    async fn of(gateway: &url::Url) -> Result<Self> {
+        let host = gateway.host_str().context("the gateway URL has no host")?;
+        let port = gateway
+            .port_or_known_default()
+            .context("the gateway URL has no port")?;
+        let socket = tokio::net::lookup_host((host, port))
+            .await?
+            .next()
+            .with_context(|| format!("{host} does not resolve"))?;
+        let mut ws = gateway.clone();
+        let scheme = if gateway.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
+        ws.set_scheme(scheme)
+            .map_err(|()| anyhow::anyhow!("cannot make a WebSocket URL"))?;
+        ws.set_path("/ws/v1");
+        Ok(Self { ws, socket })
+    }
 }
 
 /// A signed-in bidder.
@@ -49,19 +79,13 @@ pub struct Bidder {
 
 impl Gateway {
     pub async fn new(args: &Args) -> Result<Self> {
-        let host = args
-            .gateway
-            .host_str()
-            .context("the gateway URL has no host")?;
-        let port = args
-            .gateway
-            .port_or_known_default()
-            .context("the gateway URL has no port")?;
-        let socket = tokio::net::lookup_host((host, port))
-            .await?
-            .next()
-            .with_context(|| format!("{host} does not resolve"))?;
-        let loopback = socket.ip().is_loopback() && socket.is_ipv4();
+        let mut endpoints = vec![Endpoint::of(&args.gateway).await?];
+        for also in &args.also {
+            endpoints.push(Endpoint::of(also).await?);
+        }
+        let loopback = endpoints
+            .iter()
+            .all(|endpoint| endpoint.socket.ip().is_loopback() && endpoint.socket.is_ipv4());
         let sources = if loopback {
             (0..HTTP_SOURCES)
                 .map(|index| Some(loopback_address(2, index)))
@@ -78,20 +102,10 @@ impl Gateway {
                     .build()
             })
             .collect::<Result<_, _>>()?;
-        let mut ws = args.gateway.clone();
-        let scheme = if args.gateway.scheme() == "https" {
-            "wss"
-        } else {
-            "ws"
-        };
-        ws.set_scheme(scheme)
-            .map_err(|()| anyhow::anyhow!("cannot make a WebSocket URL"))?;
-        ws.set_path("/ws/v1");
         Ok(Self {
             clients,
             api: format!("{}/api", args.gateway.as_str().trim_end_matches('/')),
-            ws,
-            socket,
+            endpoints,
             loopback,
             sign_in: SignIn {
                 auth: format!("{}/api/auth", args.gateway.as_str().trim_end_matches('/')),
@@ -102,6 +116,16 @@ impl Gateway {
             },
             rpc: args.rpc.clone(),
         })
+    }
+
+    /// The gateway replica client number `index` connects to.
+    pub fn endpoint(&self, index: usize) -> &Endpoint {
+        &self.endpoints[index % self.endpoints.len()]
+    }
+
+    /// How many gateway replicas the connections are spread over.
+    pub fn replicas(&self) -> usize {
+        self.endpoints.len()
     }
 
     /// The source address for client number `index` (None: the system's choice).
