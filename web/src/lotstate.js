@@ -121,9 +121,11 @@ export function endedText(state, { buyNow = null } = {}) {
   switch (state.outcome) {
     case 'sold': {
       const to = state.winnerWallet ? ` to ${shortAddress(state.winnerWallet)}` : '';
+      // A sale at exactly the buy-now price: a bid of it bought the lot (a proxy raise that reached
+      // it would have to stop there exactly, which the increments make rare).
       const limit = toWei(buyNow);
       const current = toWei(state.price);
-      if (limit !== null && current !== null && current >= limit) {
+      if (limit !== null && current !== null && current === limit) {
         return { label: 'Bought now for', text: `Bought now for ${price}${to}.` };
       }
       return { label: 'Sold for', text: `Sold for ${price}${to}.` };

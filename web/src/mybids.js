@@ -34,12 +34,19 @@ function save(accountId, lots, storage) {
   storage.setItem(KEY, JSON.stringify(all));
 }
 
-/** Remembers that `accountId` bid on `lotId` (first in the list; the oldest beyond MAX_LOTS go). */
+/**
+ * Remembers that `accountId` bid on `lotId` (first in the list). Beyond MAX_LOTS the oldest ended
+ * lots go first, then the oldest open ones.
+ */
 export function rememberBid(accountId, lotId, title, storage = globalThis.localStorage) {
   if (!accountId || !lotId) return;
   const lots = myBidLots(accountId, storage).filter((lot) => lot.lotId !== lotId);
   lots.unshift({ lotId, title: title ?? null });
-  save(accountId, lots.slice(0, MAX_LOTS), storage);
+  while (lots.length > MAX_LOTS) {
+    const ended = lots.findLastIndex((lot) => lot.ended);
+    lots.splice(ended >= 0 ? ended : lots.length - 1, 1);
+  }
+  save(accountId, lots, storage);
 }
 
 /** Marks a lot as ended: there is nothing left to be outbid on, so it is no longer watched. */
@@ -56,9 +63,16 @@ export function markEnded(accountId, lotId, storage = globalThis.localStorage) {
  */
 export function watchMyBids({ socket, session, tell, shownLot, changed }) {
   const watching = new Map(); // lotId -> {stop, last}
+  let owner = null; // the account the watches are for
 
   function sync() {
     const me = session.current?.accountId ?? null;
+    if (me !== owner) {
+      // Another account: its own lots, its own standing in them.
+      for (const entry of watching.values()) entry.stop();
+      watching.clear();
+      owner = me;
+    }
     const wanted = new Map(myBidLots(me).filter((lot) => !lot.ended).map((lot) => [lot.lotId, lot]));
     for (const [lotId, entry] of watching) {
       if (!wanted.has(lotId)) {

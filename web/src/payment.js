@@ -4,6 +4,7 @@
 // (`POST /api/payments/{lot}`), which checks it on chain. No DOM here.
 
 import { formatWhen } from './clock.js';
+import { addressOf } from './eth.js';
 import { fromQuantity, rpcCall, toQuantity } from './devchain.js';
 import { signTransfer, TRANSFER_GAS } from './tx.js';
 import { showEth } from './wei.js';
@@ -11,8 +12,31 @@ import { showEth } from './wei.js';
 /** `wallets`' answers to a submitted hash that mean "not yet: ask again in a moment". */
 export const NOT_YET = new Set(['transaction_not_found', 'transaction_not_mined', 'not_enough_confirmations']);
 
+/**
+ * `wallets`' answers that settle the question for this hash: it does not pay for the lot (or the
+ * payment is no longer open). Only these forget a sent hash; any other failure (a restart, a rate
+ * limit, an expired sign-in, the network) keeps it and asks again, so a sent payment is never
+ * dropped and never sent twice.
+ */
+export const FINAL = new Set([
+  'wrong_sender',
+  'wrong_recipient',
+  'amount_too_low',
+  'transaction_failed',
+  'transaction_before_close',
+  'transaction_used',
+  'payment_closed',
+  'invalid',
+]);
+
+/** Paying this close to the deadline risks a transfer that confirms too late for the sale. */
+export const PAY_MARGIN_MS = 5 * 60_000;
+
 /** The key under which a sent payment's hash waits for its confirmation, across reloads. */
 export const sentKey = (lotId) => `gavel.payment.${lotId}.v1`;
+/** Set while a browser wallet is asked to send, until its hash is kept: a reload in between
+ * must not offer to pay again. */
+export const sendingKey = (lotId) => `gavel.payment.${lotId}.sending.v1`;
 
 /**
  * What the page says about `payment` (the `GET /api/payments/{lot}` answer) to `role` ('winner'
@@ -35,7 +59,10 @@ export function describePayment(payment, { role, sent = null, now = Date.now() }
     default:
       if (role === 'seller') return { state: 'awaiting', text: `Sold, awaiting payment of ${amount}${by}.` };
       if (sent) return { state: 'confirming', text: `Payment of ${amount} sent: waiting for the chain to confirm it…` };
-      if (deadline.getTime() <= now) return { state: 'confirming', text: 'The payment deadline has passed: settling…' };
+      if (deadline.getTime() <= now) return { state: 'late', text: 'The payment deadline has passed: the sale is being voided.' };
+      if (deadline.getTime() - now <= PAY_MARGIN_MS) {
+        return { state: 'late', text: `The payment deadline${by} is too close to pay safely from here: a transfer might confirm after it.` };
+      }
       return { state: 'to_pay', text: `You won: pay ${amount} to the seller${by}.` };
   }
 }
@@ -50,8 +77,15 @@ export async function payWithBrowserWallet(ethereum, { from, to, amount }) {
   return checkHash(hash);
 }
 
-/** Signs and sends the payment with the demo key on the dev chain at `url`; answers the hash. */
-export async function payWithDemoKey(url, { secretKey, from, to, amount, fetchImpl }) {
+/**
+ * Signs and sends the payment with the demo key on the dev chain at `url`; answers the hash.
+ * The key must be the winning wallet's (`from`). `onSigned(hash)` hears the hash before the
+ * transfer is sent, so that a reload in between cannot lose it.
+ */
+export async function payWithDemoKey(url, { secretKey, from, to, amount, fetchImpl, onSigned = () => {} }) {
+  if (addressOf(secretKey).toLowerCase() !== String(from).toLowerCase()) {
+    throw new Error(`this browser's demo key is not the winning wallet ${from}: sign in with that wallet to pay`);
+  }
   const options = { fetchImpl };
   const [nonce, gasPrice, chainId] = await Promise.all([
     rpcCall(url, 'eth_getTransactionCount', [from, 'pending'], options),
@@ -66,8 +100,10 @@ export async function payWithDemoKey(url, { secretKey, from, to, amount, fetchIm
     value: BigInt(amount),
     chainId: fromQuantity(chainId),
   });
-  const hash = await rpcCall(url, 'eth_sendRawTransaction', [signed.raw], options);
-  return checkHash(hash);
+  onSigned(signed.hash);
+  const hash = checkHash(await rpcCall(url, 'eth_sendRawTransaction', [signed.raw], options));
+  if (hash !== signed.hash) throw new Error(`the chain named the transfer ${hash}, not ${signed.hash}`);
+  return hash;
 }
 
 function checkHash(hash) {

@@ -96,6 +96,7 @@ test('an ended lot says how it ended, from a snapshot after a reload as from the
   assert.equal(standing(sold, 'w', false), 'won');
   assert.deepEqual(endedText(sold, { buyNow: '110000000000000000' }), { label: 'Bought now for', text: 'Bought now for 0.11 ETH to 0xAbCd…Ef01.' });
   assert.deepEqual(endedText(sold, { buyNow: String(ETH) }).label, 'Sold for');
+  assert.deepEqual(endedText(sold, { buyNow: '100000000000000000' }).label, 'Sold for', 'bid past a buy-now that had gone');
   const below = fromSnapshot({ status: 'closed', price: String(ETH), outcome: { outcome: 'reserve_not_met', highest: String(ETH) } }, 3);
   assert.equal(endedText(below).text, 'Ended below the reserve (highest bid 1 ETH): not sold.');
   assert.equal(endedText(fromSnapshot({ status: 'closed', outcome: { outcome: 'unsold' } }, 1)).text, 'No bids: not sold.');

@@ -26,6 +26,14 @@ test('the lots an account bid on are remembered per account, newest first, bound
   assert.equal(myBidLots('me', storage).find((lot) => lot.lotId === 'lot-2').ended, true);
   for (let i = 0; i < MAX_LOTS + 5; i += 1) rememberBid('me', `many-${i}`, null, storage);
   assert.equal(myBidLots('me', storage).length, MAX_LOTS);
+  // Ended lots make room first: an open lot bid on long ago stays while an ended one goes.
+  const fresh = new MemoryStorage();
+  rememberBid('me', 'old-open', null, fresh);
+  rememberBid('me', 'ended', null, fresh);
+  markEnded('me', 'ended', fresh);
+  for (let i = 0; i < MAX_LOTS - 1; i += 1) rememberBid('me', `new-${i}`, null, fresh);
+  const kept = myBidLots('me', fresh).map((lot) => lot.lotId);
+  assert.ok(kept.includes('old-open') && !kept.includes('ended'), kept.join(','));
   storage.setItem('gavel.my-bids.v1', 'not json');
   assert.deepEqual(myBidLots('me', storage), [], 'a damaged list is an empty one');
 });
@@ -62,9 +70,18 @@ test('being outbid on a watched lot is told once, and not for the lot on screen'
   await new Promise((resolve) => queueMicrotask(resolve));
   assert.deepEqual([...listeners.keys()], ['lot-2'], 'an ended lot is no longer watched');
 
+  // Another account that also bid on lot-2: its watch is made again, for that account.
+  rememberBid('other', 'lot-2', 'Chair');
   session.current = { accountId: 'other' };
   session.emit('change');
-  assert.equal(listeners.size, 0, 'another account watches its own lots');
+  assert.deepEqual([...listeners.keys()], ['lot-2']);
   shown = null;
+  listeners.get('lot-2')({ state: state('other', 4n * 10n ** 17n) }, { type: 'snapshot' });
+  listeners.get('lot-2')({ state: state('me', 5n * 10n ** 17n) }, { type: 'event' });
+  assert.equal(told.length, 2, 'the new account is told when it loses the lead');
+  assert.equal(told[1].lotId, 'lot-2');
+  session.current = { accountId: 'third' };
+  session.emit('change');
+  assert.equal(listeners.size, 0, 'an account that bid on nothing watches nothing');
   stop();
 });

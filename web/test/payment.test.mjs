@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { hexToBytes } from '@noble/hashes/utils.js';
-import { describePayment, describePaymentError, NOT_YET, payWithBrowserWallet, payWithDemoKey } from '../src/payment.js';
+import { describePayment, describePaymentError, FINAL, NOT_YET, PAY_MARGIN_MS, payWithBrowserWallet, payWithDemoKey } from '../src/payment.js';
 import { signTransfer } from '../src/tx.js';
 
 const payment = {
@@ -19,7 +19,9 @@ test('the winner is asked to pay, then waits, then is told it paid; the seller f
   assert.equal(describePayment(payment, { role: 'winner', now: before }).state, 'to_pay');
   assert.match(describePayment(payment, { role: 'winner', now: before }).text, /^You won: pay 0\.11 ETH to the seller by /);
   assert.equal(describePayment(payment, { role: 'winner', sent: '0xab', now: before }).state, 'confirming');
-  assert.equal(describePayment(payment, { role: 'winner', now: Date.parse('2026-12-08T00:00:00Z') }).state, 'confirming', 'past the deadline the sweep decides');
+  assert.equal(describePayment(payment, { role: 'winner', now: Date.parse('2026-12-08T00:00:00Z') }).state, 'late', 'past the deadline the sweep decides');
+  const nearly = Date.parse(payment.deadline) - PAY_MARGIN_MS + 1000;
+  assert.equal(describePayment(payment, { role: 'winner', now: nearly }).state, 'late', 'no Pay button a moment before the deadline');
   assert.match(describePayment(payment, { role: 'seller', now: before }).text, /^Sold, awaiting payment of 0\.11 ETH by /);
   const paid = { ...payment, status: 'confirmed', tx_hash: `0x${'1'.repeat(64)}` };
   assert.deepEqual(describePayment(paid, { role: 'winner' }), { state: 'paid', text: 'Paid: your 0.11 ETH reached the seller. The lot is yours.' });
@@ -30,6 +32,11 @@ test('the winner is asked to pay, then waits, then is told it paid; the seller f
 test('refusals are put in words; the ones that mean "not yet" are known', () => {
   for (const code of ['transaction_not_found', 'transaction_not_mined', 'not_enough_confirmations']) assert.ok(NOT_YET.has(code));
   assert.ok(!NOT_YET.has('wrong_sender'));
+  // Only answers about the transaction itself forget a sent hash; outages and sign-ins never do.
+  for (const code of ['upstream_unavailable', 'rate_limited', 'unauthorized', 'http_500', 'network', 'chain_unavailable']) {
+    assert.ok(!FINAL.has(code), code);
+  }
+  assert.ok(FINAL.has('wrong_sender') && FINAL.has('payment_closed'));
   assert.match(describePaymentError('wrong_recipient'), /seller/);
   assert.equal(describePaymentError('something_new', 'As the server said.'), 'As the server said.');
 });
@@ -54,17 +61,26 @@ test('a browser wallet is asked for a plain transfer of the price to the seller'
 test('with a demo key the page signs the transfer itself with the chain\'s nonce, price and id', async () => {
   const secretKey = hexToBytes('ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80');
   const calls = [];
+  let answerHash = null;
   const fetchImpl = async (_url, init) => {
     const { id, method, params } = JSON.parse(init.body);
     calls.push({ method, params });
-    const results = { eth_getTransactionCount: '0x7', eth_gasPrice: '0x3b9aca00', eth_chainId: '0x7a69', eth_sendRawTransaction: `0x${'cd'.repeat(32)}` };
+    const results = { eth_getTransactionCount: '0x7', eth_gasPrice: '0x3b9aca00', eth_chainId: '0x7a69', eth_sendRawTransaction: answerHash };
     return new Response(JSON.stringify({ jsonrpc: '2.0', id, result: results[method] }), { headers: { 'content-type': 'application/json' } });
   };
   const from = '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266';
-  const hash = await payWithDemoKey('http://chain', { secretKey, from, to: payment.seller_wallet, amount: payment.amount, fetchImpl });
-  assert.equal(hash, `0x${'cd'.repeat(32)}`);
-  const sent = calls.find((call) => call.method === 'eth_sendRawTransaction').params[0];
   const expected = signTransfer({ secretKey, nonce: 7n, gasPrice: 1_000_000_000n, to: payment.seller_wallet, value: 110000000000000000n, chainId: 31337n });
+  answerHash = expected.hash;
+  let heard = null;
+  const hash = await payWithDemoKey('http://chain', { secretKey, from, to: payment.seller_wallet, amount: payment.amount, fetchImpl, onSigned: (signed) => { heard = signed; } });
+  assert.equal(hash, expected.hash);
+  assert.equal(heard, expected.hash, 'the hash is known before the transfer is sent');
+  const sent = calls.find((call) => call.method === 'eth_sendRawTransaction').params[0];
   assert.equal(sent, expected.raw);
+  // Another wallet's key never signs for the winner.
+  await assert.rejects(
+    payWithDemoKey('http://chain', { secretKey, from: payment.winner_wallet, to: payment.seller_wallet, amount: payment.amount, fetchImpl }),
+    /not the winning wallet/,
+  );
   assert.deepEqual(calls.find((call) => call.method === 'eth_getTransactionCount').params, [from, 'pending']);
 });

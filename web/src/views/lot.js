@@ -12,6 +12,7 @@ import { ethForInput, minimumNext, parseEth, showEth, toWei } from '../wei.js';
 import { devFundsControl } from './devfunds.js';
 import { paymentPanel } from './payment.js';
 import { isWatched, toggleWatch } from '../mine.js';
+import { myBidLots } from '../mybids.js';
 
 const BALANCE_EVERY_MS = 15_000;
 
@@ -177,7 +178,9 @@ export function lotView(container, { id }) {
   /** Whether the signed-in account has bid on this lot (its rows in the history, or a bid here). */
   const haveBid = () => {
     const me = session.current?.accountId;
-    return Boolean(me && [...history.values()].some((row) => row.bidder === me));
+    if (!me) return false;
+    // The history holds the last 100 bids; the remembered lots cover an older bid of ours.
+    return [...history.values()].some((row) => row.bidder === me) || myBidLots(me).some((entry) => entry.lotId === id);
   };
 
   // --- rendering ----------------------------------------------------------------------------
@@ -735,6 +738,10 @@ export function lotView(container, { id }) {
   cleanups.push(
     session.on('change', () => {
       serverMinimum = null;
+      // The panel is the signed-in account's (winner or seller): another account gets its own.
+      payment?.dispose();
+      payment?.element.remove();
+      payment = null;
       renderLive();
       renderHistory();
       renderBalance();

@@ -1,20 +1,36 @@
 // The payment panel on a sold lot's page: the winner sees the amount, the seller's wallet and the
 // deadline and pays with one click; the page follows the payment to "paid" (or "defaulted"). The
 // seller sees "sold, awaiting payment" turn into "paid".
+//
+// A sent payment is never dropped and never sent twice: its hash is kept (localStorage, per lot)
+// before or as it is sent and forgotten only when `wallets` settles it or refuses it for a reason
+// about the transaction itself; before paying the panel reads the payment again and looks for a
+// hash another tab kept.
 
 import { ApiError, api } from '../api.js';
-import { balance } from '../app.js';
-import { formatWhen } from '../clock.js';
+import { balance, openSignIn } from '../app.js';
+import { formatWhen, serverNow } from '../clock.js';
 import { devChainUrl } from '../devchain.js';
 import { h, replace, shortAddress } from '../dom.js';
-import { describePayment, describePaymentError, NOT_YET, payWithBrowserWallet, payWithDemoKey, sentKey } from '../payment.js';
+import {
+  FINAL,
+  PAY_MARGIN_MS,
+  describePayment,
+  describePaymentError,
+  payWithBrowserWallet,
+  payWithDemoKey,
+  sendingKey,
+  sentKey,
+} from '../payment.js';
 import { session } from '../session.js';
 import { showEth } from '../wei.js';
 
 /** While `wallets` has not recorded the sale yet (it follows auction.closed), or a hash waits. */
 const RETRY_MS = 2_000;
-/** How often a seller's page asks whether the winner has paid. */
-const SELLER_POLL_MS = 5_000;
+/** The longest wait between two tries of a hash, after repeated failures. */
+const RETRY_MAX_MS = 30_000;
+/** How often an open payment is read again (a payment from another tab or device shows). */
+const POLL_MS = 5_000;
 
 /** `role`: 'winner' or 'seller'. Answers {element, dispose}. */
 export function paymentPanel({ lotId, role }) {
@@ -23,14 +39,25 @@ export function paymentPanel({ lotId, role }) {
   const error = h('p', { class: 'error small', 'data-testid': 'payment-error', role: 'alert', hidden: true });
   const pay = h('button', { class: 'button button-primary wide', type: 'button', 'data-testid': 'pay-button', hidden: true });
   const how = h('p', { class: 'muted small', hidden: true });
-  const element = h('section', { class: 'payment-panel', 'data-testid': 'payment-panel', 'data-state': 'loading', 'aria-live': 'polite' }, text, facts, pay, how, error);
+  // Paid some other way (or the page lost track of a transfer): the hash can be given by hand.
+  const hashInput = h('input', { type: 'text', name: 'tx_hash', placeholder: '0x…', spellcheck: 'false', autocomplete: 'off', 'data-testid': 'payment-hash' });
+  const hashSubmit = h('button', { class: 'button button-small', type: 'submit' }, 'Check it');
+  const manual = h(
+    'details',
+    { class: 'payment-manual', hidden: true },
+    h('summary', { class: 'small' }, 'Paid from another wallet or app? Give the transaction hash'),
+    h('form', { class: 'input-row' }, hashInput, hashSubmit),
+  );
+  const element = h('section', { class: 'payment-panel', 'data-testid': 'payment-panel', 'data-state': 'loading', 'aria-live': 'polite' }, text, facts, pay, how, manual, error);
 
   let payment = null;
   let timer = null;
   let paying = false;
   let disposed = false;
+  let failures = 0;
 
   const sent = () => localStorage.getItem(sentKey(lotId));
+  const sending = () => localStorage.getItem(sendingKey(lotId));
 
   function later(run, ms) {
     clearTimeout(timer);
@@ -49,11 +76,16 @@ export function paymentPanel({ lotId, role }) {
     return session.hasInjectedWallet ? 'wallet' : null;
   }
 
+  const mine = () => Boolean(payment && session.current && session.current.accountId === payment.winner);
+
   function render() {
     if (!payment) return;
-    const described = describePayment(payment, { role, sent: sent() });
-    element.dataset.state = described.state;
-    text.textContent = described.text;
+    const described = describePayment(payment, { role, sent: sent(), now: serverNow() });
+    const unsure = role === 'winner' && described.state === 'to_pay' && sending();
+    element.dataset.state = unsure ? 'unsure' : described.state;
+    text.textContent = unsure
+      ? 'A payment may have been sent from this browser and its hash was not kept: look in your wallet’s activity before paying again, and give its hash below.'
+      : described.text;
     replace(
       facts,
       h('dt', {}, 'Amount'),
@@ -65,7 +97,7 @@ export function paymentPanel({ lotId, role }) {
       payment.tx_hash ? [h('dt', {}, 'Transaction'), h('dd', { class: 'mono', title: payment.tx_hash }, shortAddress(payment.tx_hash))] : null,
     );
     const way = method();
-    pay.hidden = described.state !== 'to_pay';
+    pay.hidden = described.state !== 'to_pay' || Boolean(unsure) || !mine();
     pay.disabled = paying || !way;
     pay.textContent = paying ? 'Paying…' : `Pay ${showEth(payment.amount)}`;
     how.hidden = pay.hidden;
@@ -74,6 +106,7 @@ export function paymentPanel({ lotId, role }) {
       : way === 'wallet'
         ? 'Your browser wallet will ask you to confirm the transfer.'
         : `Send ${showEth(payment.amount)} from ${shortAddress(payment.winner_wallet)} to the seller’s wallet above with your wallet: sign in with a browser wallet to pay from here.`;
+    manual.hidden = !(role === 'winner' && mine() && (described.state === 'to_pay' || described.state === 'late') && !sent());
   }
 
   async function load() {
@@ -98,10 +131,11 @@ export function paymentPanel({ lotId, role }) {
     render();
     if (payment.status !== 'awaiting') {
       localStorage.removeItem(sentKey(lotId));
+      localStorage.removeItem(sendingKey(lotId));
       return;
     }
     if (role === 'winner' && sent()) confirm();
-    else if (role === 'seller') later(load, SELLER_POLL_MS);
+    else later(load, POLL_MS);
   }
 
   /** Hands the sent hash to wallets until it settles the payment or refuses it for good. */
@@ -110,50 +144,113 @@ export function paymentPanel({ lotId, role }) {
     if (!hash || disposed) return;
     try {
       payment = await api.submitPayment(lotId, hash);
-      localStorage.removeItem(sentKey(lotId));
+      failures = 0;
       showError(null);
+      if (payment.status !== 'awaiting') localStorage.removeItem(sentKey(lotId));
       render();
       balance.refresh();
+      if (payment.status === 'awaiting') later(confirm, RETRY_MS);
     } catch (failure) {
       const code = failure instanceof ApiError ? failure.code : null;
-      if (NOT_YET.has(code) || code === 'chain_unavailable' || code === 'network') {
+      if (FINAL.has(code)) {
+        localStorage.removeItem(sentKey(lotId));
+        showError(describePaymentError(code, failure.message));
         render();
-        later(confirm, RETRY_MS);
+        later(load, POLL_MS);
         return;
       }
-      localStorage.removeItem(sentKey(lotId));
-      showError(describePaymentError(code, failure.message));
+      // Not yet, or not now (wallets restarting, rate limits, the network, an expired sign-in):
+      // the hash stays and is tried again; the transfer it names may well pay.
+      failures += 1;
+      if (code === 'unauthorized' || (failure instanceof ApiError && failure.status === 401)) {
+        showError('Your payment was sent; sign in again so that it can be checked.');
+        render();
+        return; // a new sign-in rebuilds the panel, which picks the hash up again
+      }
+      showError(failure instanceof ApiError && ['transaction_not_found', 'transaction_not_mined', 'not_enough_confirmations'].includes(code) ? null : `Still checking your payment: ${describePaymentError(code, failure.message)}`);
       render();
+      later(confirm, Math.min(RETRY_MS * 2 ** Math.min(failures, 4), RETRY_MAX_MS));
     }
+  }
+
+  async function send() {
+    const order = { from: payment.winner_wallet, to: payment.seller_wallet, amount: payment.amount };
+    if (method() === 'demo') {
+      return payWithDemoKey(devChainUrl(session.config.rpc_url), {
+        ...order,
+        secretKey: session.demoSecretKey,
+        onSigned: (hash) => localStorage.setItem(sentKey(lotId), hash),
+      });
+    }
+    localStorage.setItem(sendingKey(lotId), String(Date.now()));
+    const hash = await payWithBrowserWallet(window.ethereum, order);
+    localStorage.setItem(sentKey(lotId), hash);
+    localStorage.removeItem(sendingKey(lotId));
+    return hash;
   }
 
   pay.addEventListener('click', async () => {
     if (paying || !payment) return;
+    if (!mine()) {
+      openSignIn('Sign in with the winning wallet to pay.');
+      return;
+    }
     paying = true;
     showError(null);
     render();
     try {
-      const order = { from: payment.winner_wallet, to: payment.seller_wallet, amount: payment.amount };
-      const hash = method() === 'demo'
-        ? await payWithDemoKey(devChainUrl(session.config.rpc_url), { ...order, secretKey: session.demoSecretKey })
-        : await payWithBrowserWallet(window.ethereum, order);
-      localStorage.setItem(sentKey(lotId), hash);
+      // Another tab (or this one, before a reload) may have paid already; the deadline may be near.
+      if (sent()) {
+        paying = false;
+        render();
+        await confirm();
+        return;
+      }
+      payment = await api.payment(lotId);
+      const left = Date.parse(payment.deadline) - serverNow();
+      if (payment.status !== 'awaiting' || left <= PAY_MARGIN_MS) {
+        paying = false;
+        render();
+        return;
+      }
+      await send();
       paying = false;
       render();
       await confirm();
     } catch (failure) {
       paying = false;
+      // A browser wallet that refused sent nothing.
+      if (!sent()) localStorage.removeItem(sendingKey(lotId));
       showError(failure?.code === 4001 ? 'You declined the transfer in your wallet.' : `The payment was not sent: ${failure?.message ?? failure}`);
       render();
+      if (sent()) later(confirm, RETRY_MS);
     }
   });
 
+  manual.querySelector('form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const hash = hashInput.value.trim();
+    if (!/^0x[0-9a-fA-F]{64}$/.test(hash)) {
+      showError('A transaction hash is 0x and 64 hex digits.');
+      return;
+    }
+    localStorage.setItem(sentKey(lotId), hash.toLowerCase());
+    localStorage.removeItem(sendingKey(lotId));
+    hashInput.value = '';
+    showError(null);
+    render();
+    confirm();
+  });
+
+  // The Pay button goes away before the deadline comes too close.
+  const tick = setInterval(render, 15_000);
   load();
   return {
     element,
     dispose() {
       disposed = true;
       clearTimeout(timer);
+      clearInterval(tick);
     },
   };
 }
