@@ -131,7 +131,10 @@ async fn main() -> Result<()> {
         bids: env("GAVEL_DEMO_BIDS", "http://127.0.0.1:8082"),
         domain: env("GAVEL_DEMO_DOMAIN", "localhost:8080"),
     };
-    let http = reqwest::Client::new();
+    // Every request has a deadline: a hung service must not stall the keeper for good.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let seller: PrivateKeySigner = SELLER_KEY.parse()?;
     let bidder: PrivateKeySigner = BIDDER_KEY.parse()?;
     // `gavel-demo token`: an access token of the demo bidder, for tools (the API fuzzing run).
@@ -341,7 +344,9 @@ fn next_items(open_titles: &[&str], count: usize, round: usize) -> Vec<&'static 
     fresh.into_iter().chain(shown).cycle().take(count).collect()
 }
 
-/// Keeps `options.open` demo lots open, rolling new ones in as others end.
+/// Keeps `options.open` demo lots open, rolling new ones in as others end. A failed round (a
+/// service restarting, a slow broker) is logged and tried again next round; with `--once` it
+/// fails the run, so the local check notices.
 async fn keep(
     http: &reqwest::Client,
     urls: &Urls,
@@ -352,53 +357,14 @@ async fn keep(
     let mut round: usize = 0;
     let mut stop = std::pin::pin!(shutdown());
     loop {
-        // Sign in each round: rounds are far apart, and a token outlives none of them by much.
-        let (seller_token, seller_account) = sign_in(http, urls, seller)
-            .await
-            .context("signing the seller in")?;
-        let open: Value = expect_ok(
-            http.get(format!(
-                "{}/lots?seller={seller_account}&status=open&limit=100",
-                urls.lots
-            ))
-            .send()
-            .await?,
-        )
-        .await?;
-        let soon = chrono::Utc::now() + chrono::Duration::minutes(2);
-        let items = open["items"].as_array().cloned().unwrap_or_default();
-        let live = items
-            .iter()
-            .filter(|lot| {
-                lot["summary"]["ends_at"]
-                    .as_str()
-                    .and_then(|end| chrono::DateTime::parse_from_rfc3339(end).ok())
-                    .is_some_and(|end| end > soon)
-            })
-            .count();
-        let titles: Vec<&str> = items
-            .iter()
-            .filter_map(|lot| lot["title"].as_str())
-            .collect();
-        let add = missing(live, options.open);
-        if add > 0 {
-            let (bidder_token, _) = sign_in(http, urls, bidder)
-                .await
-                .context("signing the bidder in")?;
-            for (index, item) in next_items(&titles, add, round).into_iter().enumerate() {
-                // Staggered: 10, 16, 22, 28 minutes, so the lots end one after another.
-                let lasting = chrono::Duration::minutes(10 + 6 * (index % 4) as i64);
-                let id = put_up(http, urls, &seller_token, item, lasting).await?;
-                opening_bid(http, urls, &bidder_token, &id).await?;
-                println!(
-                    "keep: put up {} for {} minutes: {}/lots/{id}",
-                    item.title,
-                    lasting.num_minutes(),
-                    urls.lots
-                );
-            }
+        match keep_round(http, urls, seller, bidder, options.open, round).await {
+            Ok(open) => println!("keep: {open} demo lots open"),
+            Err(error) if options.once => return Err(error),
+            Err(error) => eprintln!(
+                "keep: this round failed, trying again in {} s: {error:#}",
+                options.every.as_secs()
+            ),
         }
-        println!("keep: {} demo lots open", live + add);
         if options.once {
             return Ok(());
         }
@@ -408,6 +374,72 @@ async fn keep(
             () = &mut stop => return Ok(()),
         }
     }
+}
+
+/// One round: tops the demo seller up to `wanted` lots open or coming up, not about to end.
+/// Answers how many there are now.
+async fn keep_round(
+    http: &reqwest::Client,
+    urls: &Urls,
+    seller: &PrivateKeySigner,
+    bidder: &PrivateKeySigner,
+    wanted: usize,
+    round: usize,
+) -> Result<usize> {
+    // Sign in each round: rounds are far apart, and a token outlives none of them by much.
+    let (seller_token, seller_account) = sign_in(http, urls, seller)
+        .await
+        .context("signing the seller in")?;
+    // Newest first, every status: a lot just put up is `scheduled` until bids opens it.
+    let recent: Value = expect_ok(
+        http.get(format!(
+            "{}/lots?seller={seller_account}&limit=100",
+            urls.lots
+        ))
+        .send()
+        .await?,
+    )
+    .await?;
+    let soon = chrono::Utc::now() + chrono::Duration::minutes(2);
+    let items: Vec<Value> = recent["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|lot| matches!(lot["status"].as_str(), Some("open" | "scheduled")))
+        .collect();
+    let live = items
+        .iter()
+        .filter(|lot| {
+            lot["summary"]["ends_at"]
+                .as_str()
+                .and_then(|end| chrono::DateTime::parse_from_rfc3339(end).ok())
+                .is_some_and(|end| end > soon)
+        })
+        .count();
+    let titles: Vec<&str> = items
+        .iter()
+        .filter_map(|lot| lot["title"].as_str())
+        .collect();
+    let add = missing(live, wanted);
+    if add > 0 {
+        let (bidder_token, _) = sign_in(http, urls, bidder)
+            .await
+            .context("signing the bidder in")?;
+        for (index, item) in next_items(&titles, add, round).into_iter().enumerate() {
+            // Staggered: 10, 16, 22, 28 minutes, so the lots end one after another.
+            let lasting = chrono::Duration::minutes(10 + 6 * (index % 4) as i64);
+            let id = put_up(http, urls, &seller_token, item, lasting).await?;
+            opening_bid(http, urls, &bidder_token, &id).await?;
+            println!(
+                "keep: put up {} for {} minutes: {}/lots/{id}",
+                item.title,
+                lasting.num_minutes(),
+                urls.lots
+            );
+        }
+    }
+    Ok(live + add)
 }
 
 /// The demo bidder opens the bidding (with a small automatic maximum), so the lot shows a bid.

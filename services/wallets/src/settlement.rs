@@ -112,7 +112,8 @@ async fn auction_closed(
             }
             sqlx::query(
                 "INSERT INTO payments (lot_id, winner, winner_wallet, seller, seller_wallet, amount, deadline, status, closed_at)
-                 VALUES ($1, $2, $3, $8, $4, $5::numeric, $6, 'awaiting', $7) ON CONFLICT (lot_id) DO NOTHING",
+                 VALUES ($1, $2, $3, $8, $4, $5::numeric, $6, 'awaiting', $7)
+                 ON CONFLICT (lot_id) DO UPDATE SET seller = COALESCE(payments.seller, EXCLUDED.seller)",
             )
             .bind(closed.lot_id.0)
             .bind(winner.0)

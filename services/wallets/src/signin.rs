@@ -154,22 +154,26 @@ impl Policy {
             .map_err(|error: siwe::ParseError| SignInError::MalformedMessage(error.to_string()))?;
         let signature = parse_signature(signature)?;
 
-        let Some(site) = self
+        let named: Vec<&Site> = self
             .sites
             .iter()
-            .find(|site| site.domain == parsed.domain.as_str())
-        else {
+            .filter(|site| site.domain == parsed.domain.as_str())
+            .collect();
+        if named.is_empty() {
             return Err(SignInError::WrongDomain {
                 domain: parsed.domain.to_string(),
                 allowed: self.allowed(),
             });
-        };
-        // The origin must be that site's exactly: a string prefix would let
+        }
+        // The URI must be on the origin of a site with that domain exactly (one host may be
+        // served over http and https, two sites with one domain): a string prefix would let
         // `https://gavel.example@evil.test/` or `https://gavel.example.evil.test` through.
-        let same_origin = url::Url::parse(parsed.uri.as_str()).is_ok_and(|uri| {
-            uri.username().is_empty() && uri.password().is_none() && uri.origin() == site.origin
+        let on_a_named_site = url::Url::parse(parsed.uri.as_str()).is_ok_and(|uri| {
+            uri.username().is_empty()
+                && uri.password().is_none()
+                && named.iter().any(|site| uri.origin() == site.origin)
         });
-        if !same_origin {
+        if !on_a_named_site {
             return Err(SignInError::WrongUri(parsed.uri.to_string()));
         }
         if parsed.chain_id != self.chain_id {
@@ -295,6 +299,10 @@ mod tests {
         policy
             .sites
             .push(Site::at(&"https://gavel.lan:443".parse().expect("url")));
+        // The same host over plain http too: two sites, one domain.
+        policy
+            .sites
+            .push(Site::at(&"http://gavel.lan".parse().expect("url")));
         let signer = PrivateKeySigner::random();
         let address = signer.address().to_checksum(None);
         let now = OffsetDateTime::now_utc();
@@ -306,6 +314,7 @@ mod tests {
             ("gavel.test", "https://gavel.test/login"),
             ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
             ("gavel.lan", "https://gavel.lan/lots/1"),
+            ("gavel.lan", "http://gavel.lan/"),
         ] {
             let text = at(domain, uri);
             assert!(
@@ -327,7 +336,7 @@ mod tests {
             .expect_err("not allowed");
         assert_eq!(
             error.to_string(),
-            "sign-in is not accepted for `192.168.1.7:8080`: open Gavel at https://gavel.test or http://127.0.0.1:8080 or https://gavel.lan",
+            "sign-in is not accepted for `192.168.1.7:8080`: open Gavel at https://gavel.test or http://127.0.0.1:8080 or https://gavel.lan or http://gavel.lan",
         );
     }
 

@@ -86,6 +86,12 @@ async fn a_second_configured_origin_signs_in_with_its_own_domain_and_uri() {
         (401, Some("sign_in_refused")),
         "{problem}"
     );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains(&format!("URI `https://{DOMAIN}/`"))),
+        "refused for its URI: {problem}"
+    );
     app.stop().await;
 }
 
