@@ -249,7 +249,22 @@ impl Gateway {
         stream::iter(lots.iter().enumerate())
             .map(|(index, id)| async move {
                 let url = format!("{}/auction/lots/{id}", self.api);
-                let state = expect_ok(self.client(index).get(&url).send().await?).await?;
+                // Read just after the load, while bids still drains its queue: a refused or
+                // timed-out read is asked again, as a browser's user would, a few times.
+                let mut attempt = 0;
+                let state = loop {
+                    attempt += 1;
+                    match self.client(index).get(&url).send().await {
+                        Ok(response) => match expect_ok(response).await {
+                            Ok(state) => break state,
+                            Err(error) if attempt >= 5 => return Err(error),
+                            Err(_) => {}
+                        },
+                        Err(error) if attempt >= 5 => return Err(error.into()),
+                        Err(_) => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                };
                 let sequence = state["sequence"]
                     .as_i64()
                     .with_context(|| format!("{url} has no sequence: {state}"))?;
