@@ -1,6 +1,7 @@
 // "My auctions", without the DOM: the lots the account bid on put into groups, the watchlist kept
 // in this browser, and what a seller's lot and its payment come to, in words.
 
+import { formatDuration } from './clock.js';
 import { showEth } from './wei.js';
 
 const WATCHLIST = 'gavel.watchlist.v1';
@@ -73,6 +74,29 @@ export function sellingLine(lot, payment = null) {
       return { state: 'awaiting', text: `Sold for ${showEth(price)}, awaiting payment`, withdrawable: false };
     default:
       return { state: lot.status, text: lot.status, withdrawable: false };
+  }
+}
+
+/** "ends in 5m 00s", "ending" once past, '' for no end. */
+export function endsIn(iso, now) {
+  const left = Date.parse(iso) - now;
+  return Number.isNaN(left) ? '' : left > 0 ? `ends in ${formatDuration(left)}` : 'ending';
+}
+
+/** A watched lot's state (the bids snapshot, or null while unknown) in a few words. */
+export function watchingLine(state, now) {
+  if (!state) return '';
+  switch (state.status) {
+    case 'open': {
+      const ends = endsIn(state.ends_at, now);
+      return `${state.price ? `now ${showEth(state.price)}` : 'no bids yet'}${ends ? `, ${ends}` : ''}`;
+    }
+    case 'scheduled':
+      return 'coming up';
+    case 'cancelled':
+      return 'withdrawn';
+    default:
+      return 'ended';
   }
 }
 

@@ -1,16 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { endedLine, groupMyLots, isWatched, MAX_WATCHED, sellingLine, toggleWatch, watched, wonLine } from '../src/mine.js';
+import { MemoryStorage } from './storage.mjs';
+import { endedLine, groupMyLots, isWatched, MAX_WATCHED, sellingLine, toggleWatch, watched, watchingLine, wonLine } from '../src/mine.js';
 
-class MemoryStorage {
-  #items = new Map();
-  getItem(key) {
-    return this.#items.has(key) ? this.#items.get(key) : null;
-  }
-  setItem(key, value) {
-    this.#items.set(key, String(value));
-  }
-}
 
 const ETH = 10n ** 18n;
 
@@ -58,4 +50,12 @@ test('the watchlist toggles, keeps the newest first and stays bounded', () => {
   assert.equal(watched(storage).length, MAX_WATCHED);
   storage.setItem('gavel.watchlist.v1', '{broken');
   assert.deepEqual(watched(storage), []);
+});
+
+test('a watched lot is put in a few words', () => {
+  const now = Date.parse('2026-12-06T10:00:00Z');
+  assert.equal(watchingLine({ status: 'open', price: String(ETH), ends_at: '2026-12-06T10:05:00Z' }, now), 'now 1 ETH, ends in 5m 00s');
+  assert.equal(watchingLine({ status: 'open', price: null, ends_at: '2026-12-06T09:00:00Z' }, now), 'no bids yet, ending');
+  assert.equal(watchingLine({ status: 'closed' }, now), 'ended');
+  assert.equal(watchingLine(null, now), '');
 });

@@ -1,17 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { MemoryStorage } from './storage.mjs';
 import { MAX_LOTS, markEnded, myBidLots, rememberBid, watchMyBids } from '../src/mybids.js';
 import { Emitter } from '../src/dom.js';
 
-class MemoryStorage {
-  #items = new Map();
-  getItem(key) {
-    return this.#items.has(key) ? this.#items.get(key) : null;
-  }
-  setItem(key, value) {
-    this.#items.set(key, String(value));
-  }
-}
 
 test('the lots an account bid on are remembered per account, newest first, bounded', () => {
   const storage = new MemoryStorage();

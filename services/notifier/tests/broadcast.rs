@@ -6,7 +6,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::{DEADLINE, World, token, world};
+use common::{DEADLINE, World, world};
 use gavel_events::{AuctionClosed, BidAccepted, Outcome, PaymentConfirmed};
 use gavel_test_support::{Sent, wait_until_async};
 use gavel_types::{AccountId, BidId, EthAddress, Wei};
@@ -389,15 +389,7 @@ async fn without_a_token_messages_are_logged_not_sent() {
         "nothing reached Telegram"
     );
     // The browser is told there is no bot to name.
-    let issued: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/link-codes", world.http()))
-        .bearer_auth(token(AccountId::new()))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let issued = world.link_code(AccountId::new()).await;
     assert_eq!(
         (&issued["bot"], &issued["bot_url"]),
         (&serde_json::Value::Null, &serde_json::Value::Null),

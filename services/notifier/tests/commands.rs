@@ -2,11 +2,11 @@
 
 mod common;
 
-use common::{token, world};
+use common::world;
 use gavel_events::BidAccepted;
 use gavel_test_support::wait_until_async;
 use gavel_types::{AccountId, BidId, EthAddress, Wei};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribing_settings_lots_and_unsubscribing() {
@@ -130,15 +130,7 @@ async fn linking_with_a_good_a_wrong_a_used_and_an_expired_code() {
         .await
         .expect("answers");
     assert_eq!(anonymous.status(), 401);
-    let issued: Value = client
-        .post(format!("{}/link-codes", world.http()))
-        .bearer_auth(token(account))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let issued = world.link_code(account).await;
     let code = issued["code"].as_str().expect("a code").to_owned();
     assert_eq!(code.len(), 8);
     assert_eq!(issued["command"], json!(format!("/link {code}")));

@@ -3,9 +3,9 @@
 
 import { ApiError, api } from '../api.js';
 import { openSignIn } from '../app.js';
-import { formatDuration, serverNow } from '../clock.js';
+import { serverNow } from '../clock.js';
 import { h, replace } from '../dom.js';
-import { endedLine, groupMyLots, sellingLine, watched, wonLine } from '../mine.js';
+import { endedLine, endsIn, groupMyLots, sellingLine, watched, watchingLine, wonLine } from '../mine.js';
 import { session } from '../session.js';
 import { showEth } from '../wei.js';
 
@@ -33,11 +33,6 @@ export function mineView(container) {
 
   function row(lotId, ...content) {
     return h('li', { class: 'mine-row', 'data-testid': 'mine-row', 'data-lot-id': lotId }, ...content);
-  }
-
-  function endsIn(iso) {
-    const left = Date.parse(iso) - serverNow();
-    return Number.isNaN(left) ? '' : left > 0 ? `ends in ${formatDuration(left)}` : 'ending';
   }
 
   /** The payment of each lot in `ids` (null where it cannot be read yet). */
@@ -99,7 +94,7 @@ export function mineView(container) {
               lotLink(lot.lot_id, lot.title),
               h('span', { class: `badge ${lot.leading ? 'badge-open' : 'badge-outbid'}`, 'data-testid': 'mine-standing', 'data-standing': lot.leading ? 'leading' : 'outbid' }, lot.leading ? 'Leading' : 'Outbid'),
               h('span', { class: 'small' }, `now ${showEth(lot.price)}, yours ${showEth(lot.highest_bid)}`),
-              h('span', { class: 'muted small' }, endsIn(lot.ends_at)),
+              h('span', { class: 'muted small' }, endsIn(lot.ends_at, serverNow())),
             ),
           ),
           'No open lot you bid on.',
@@ -124,16 +119,7 @@ export function mineView(container) {
           'Watching',
           watchlist.map((item, index) => {
             const state = watchedStates[index];
-            const text = !state
-              ? ''
-              : state.status === 'open'
-                ? `${state.price ? `now ${showEth(state.price)}` : 'no bids yet'}, ${endsIn(state.ends_at)}`
-                : state.status === 'scheduled'
-                  ? 'coming up'
-                  : state.status === 'cancelled'
-                    ? 'withdrawn'
-                    : 'ended';
-            return row(item.lotId, lotLink(item.lotId, item.title ?? state?.title), h('span', { class: 'muted small' }, text));
+            return row(item.lotId, lotLink(item.lotId, item.title ?? state?.title), h('span', { class: 'muted small' }, watchingLine(state, serverNow())));
           }),
           'Lots you watch (the ☆ on a lot’s page) show here.',
         ),

@@ -98,6 +98,19 @@ impl World {
         self.notifier.as_ref().expect("running").http.clone()
     }
 
+    /// `POST /link-codes` as `account`: the notifier's answer.
+    pub async fn link_code(&self, account: AccountId) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(format!("{}/link-codes", self.http()))
+            .bearer_auth(token(account))
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json")
+    }
+
     pub async fn publish<E: Event>(
         &self,
         aggregate: &str,
