@@ -14,6 +14,7 @@ import { devChainUrl } from '../devchain.js';
 import { h, replace, shortAddress } from '../dom.js';
 import {
   FINAL,
+  NOT_YET,
   PAY_MARGIN_MS,
   describePayment,
   describePaymentError,
@@ -167,7 +168,7 @@ export function paymentPanel({ lotId, role }) {
         render();
         return; // a new sign-in rebuilds the panel, which picks the hash up again
       }
-      showError(failure instanceof ApiError && ['transaction_not_found', 'transaction_not_mined', 'not_enough_confirmations'].includes(code) ? null : `Still checking your payment: ${describePaymentError(code, failure.message)}`);
+      showError(NOT_YET.has(code) ? null : `Still checking your payment: ${describePaymentError(code, failure.message)}`);
       render();
       later(confirm, Math.min(RETRY_MS * 2 ** Math.min(failures, 4), RETRY_MAX_MS));
     }
