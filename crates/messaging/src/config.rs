@@ -16,6 +16,10 @@ pub struct BrokerConfig {
     /// Deliveries a consumer may hold unacknowledged.
     #[serde(default = "default_prefetch")]
     pub prefetch: u16,
+    /// The most deliveries a consumer handles in one transaction: when several are waiting,
+    /// they share one commit (one flush) instead of paying one each. `1` handles each alone.
+    #[serde(default = "default_consume_batch")]
+    pub consume_batch: u16,
     /// Delays before the 1st, 2nd, … redelivery of a failed event; after the last one the event
     /// goes to the consumer's dead-letter queue. Their number is the retry count.
     #[serde(default = "default_retry_delays", with = "humantime_serde_vec")]
@@ -70,6 +74,10 @@ fn default_prefetch() -> u16 {
     64
 }
 
+fn default_consume_batch() -> u16 {
+    32
+}
+
 fn default_retry_delays() -> Vec<Duration> {
     [1, 5, 30, 120, 600]
         .into_iter()
@@ -104,6 +112,7 @@ impl BrokerConfig {
             url,
             exchange: default_exchange(),
             prefetch: default_prefetch(),
+            consume_batch: default_consume_batch(),
             retry_delays: default_retry_delays(),
             relay_batch: default_batch(),
             relay_poll_interval: default_poll(),

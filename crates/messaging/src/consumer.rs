@@ -2,7 +2,9 @@
 //!
 //! For each delivery: open a transaction, insert `(consumer, event id)` into the inbox (a
 //! conflict means the event was already handled: ack and skip), run the handler in the same
-//! transaction, commit, and only then ack. A failing handler rolls everything back; the event is
+//! transaction, commit, and only then ack. Deliveries already waiting when one is taken (at most
+//! `broker.consume_batch`) share the transaction, each inside a savepoint of its own, so a
+//! backlog pays one commit per batch instead of one per event; none is acked before the commit. A failing handler rolls everything back; the event is
 //! re-published to the consumer's retry queue for the next delay and acked, and after the last
 //! delay it goes to the dead-letter queue with its error. A delivery that is not a valid envelope
 //! goes straight to the dead-letter queue: retrying cannot fix it, and dropping it would hide it.
@@ -14,7 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use gavel_common::metrics::Metrics;
 use gavel_common::{BoxError, error_chain};
 use lapin::message::Delivery;
@@ -24,8 +26,8 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Confirmation};
-use prometheus::IntCounterVec;
-use sqlx::{PgConnection, PgPool};
+use prometheus::{HistogramVec, IntCounterVec};
+use sqlx::{Acquire, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -84,6 +86,7 @@ enum ConsumeError {
 #[derive(Clone, Debug)]
 pub struct ConsumerMetrics {
     outcomes: IntCounterVec,
+    batch_size: HistogramVec,
 }
 
 impl ConsumerMetrics {
@@ -97,7 +100,20 @@ impl ConsumerMetrics {
         )
         .expect("static metric definition is valid");
         metrics.register(outcomes.clone());
-        Self { outcomes }
+        let batch_size = HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "events_consumer_batch_size",
+                "Deliveries handled per consumer transaction.",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            &["consumer"],
+        )
+        .expect("static metric definition is valid");
+        metrics.register(batch_size.clone());
+        Self {
+            outcomes,
+            batch_size,
+        }
     }
 }
 
@@ -231,17 +247,132 @@ impl<H: Handler> Consumer<H> {
             .await?;
         info!(consumer = %self.name, "consuming");
         backoff.reset();
+        let most = usize::from(config.consume_batch.max(1));
         loop {
-            let delivery = tokio::select! {
+            let first = tokio::select! {
                 () = cancel.cancelled() => return Ok(()),
                 next = deliveries.next() => next,
             };
-            match delivery {
-                Some(Ok(delivery)) => self.process(&channel, delivery).await?,
+            let mut batch = match first {
+                Some(Ok(delivery)) => vec![delivery],
                 Some(Err(error)) => return Err(error.into()),
                 None => return Err(ConsumeError::Cancelled),
+            };
+            // Whatever else has already arrived joins this batch; nothing waits for more.
+            let mut ended = None;
+            while batch.len() < most {
+                match deliveries.next().now_or_never() {
+                    Some(Some(Ok(delivery))) => batch.push(delivery),
+                    Some(Some(Err(error))) => {
+                        ended = Some(ConsumeError::from(error));
+                        break;
+                    }
+                    Some(None) => {
+                        ended = Some(ConsumeError::Cancelled);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            self.process_batch(&channel, batch).await?;
+            if let Some(error) = ended {
+                return Err(error);
             }
         }
+    }
+
+    /// Handles `batch` in one transaction, one savepoint per event, and acknowledges each event
+    /// only after the commit. An event whose handler fails is rolled back to its savepoint alone
+    /// and retried or dead-lettered as if it had come alone; if the commit itself fails, each
+    /// event the batch had handled is handled again on its own (the inbox makes any that did
+    /// commit a duplicate).
+    async fn process_batch(
+        &self,
+        channel: &Channel,
+        mut batch: Vec<Delivery>,
+    ) -> Result<(), ConsumeError> {
+        self.metrics
+            .batch_size
+            .with_label_values(&[&self.name])
+            .observe(batch.len() as f64);
+        if batch.len() == 1 {
+            let delivery = batch.pop().expect("one delivery");
+            return self.process(channel, delivery).await;
+        }
+        let mut parsed = Vec::with_capacity(batch.len());
+        let mut unreadable = Vec::new();
+        for delivery in batch {
+            match serde_json::from_slice::<Envelope>(&delivery.data) {
+                Ok(envelope) => parsed.push((delivery, envelope)),
+                // Dead-lettered by the path for one delivery, which says why.
+                Err(_) => unreadable.push(delivery),
+            }
+        }
+        let envelopes: Vec<&Envelope> = parsed.iter().map(|(_, envelope)| envelope).collect();
+        match self.handle_batch(&envelopes).await {
+            Ok(results) => {
+                for ((delivery, envelope), result) in parsed.iter().zip(results) {
+                    let attempt = attempt_of(delivery);
+                    let span = info_span!("event", consumer = %self.name, event_id = %envelope.id, event_type = %envelope.event_type, attempt);
+                    let outcome = match result {
+                        Ok(true) => Outcome::Handled,
+                        Ok(false) => Outcome::Duplicate,
+                        Err(error) => {
+                            self.route_failure(channel, delivery, attempt, error)
+                                .instrument(span)
+                                .await?
+                        }
+                    };
+                    self.acknowledge(delivery, &outcome).await?;
+                }
+            }
+            Err(error) => {
+                warn!(consumer = %self.name, error = %error_chain(&error), events = parsed.len(), "a batch did not commit; handling its events one at a time");
+                for (delivery, _) in parsed {
+                    self.process(channel, delivery).await?;
+                }
+            }
+        }
+        for delivery in unreadable {
+            self.process(channel, delivery).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `envelopes` through the handler in one transaction: for each, `Ok(true)` handled,
+    /// `Ok(false)` already in the inbox, `Err` the handler's failure (its savepoint rolled back,
+    /// the rest of the batch untouched). `Err` overall when the transaction itself failed.
+    async fn handle_batch(
+        &self,
+        envelopes: &[&Envelope],
+    ) -> Result<Vec<Result<bool, HandlerError>>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let mut savepoint = Acquire::begin(&mut tx).await?;
+            let result = self.handle_in(&mut savepoint, envelope).await;
+            if matches!(result, Ok(true)) {
+                savepoint.commit().await?;
+            } else {
+                savepoint.rollback().await?;
+            }
+            results.push(result);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn acknowledge(
+        &self,
+        delivery: &Delivery,
+        outcome: &Outcome,
+    ) -> Result<(), ConsumeError> {
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+        self.metrics
+            .outcomes
+            .with_label_values(&[&self.name, outcome.label()])
+            .inc();
+        Ok(())
     }
 
     async fn process(&self, channel: &Channel, delivery: Delivery) -> Result<(), ConsumeError> {
@@ -261,12 +392,7 @@ impl<H: Handler> Consumer<H> {
                     .await?
             }
         };
-        delivery.acker.ack(BasicAckOptions::default()).await?;
-        self.metrics
-            .outcomes
-            .with_label_values(&[&self.name, outcome.label()])
-            .inc();
-        Ok(())
+        self.acknowledge(&delivery, &outcome).await
     }
 
     async fn handle(
@@ -281,6 +407,18 @@ impl<H: Handler> Consumer<H> {
             Ok(false) => return Ok(Outcome::Duplicate),
             Err(error) => error,
         };
+        self.route_failure(channel, delivery, attempt, error).await
+    }
+
+    /// Sends a failed event to its next retry queue, or to the dead-letter queue when retrying
+    /// cannot help or the retries are spent.
+    async fn route_failure(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        attempt: u32,
+        error: HandlerError,
+    ) -> Result<Outcome, ConsumeError> {
         let reason = error.to_string();
         let delays = self.broker.config().retry_delays.len();
         let retry = matches!(error, HandlerError::Transient(_)) && (attempt as usize) < delays;
@@ -301,22 +439,34 @@ impl<H: Handler> Consumer<H> {
     /// `Ok(false)` when the inbox already had this event.
     async fn handle_in_transaction(&self, envelope: &Envelope) -> Result<bool, HandlerError> {
         let mut tx = self.pool.begin().await?;
+        let fresh = self.handle_in(&mut tx, envelope).await?;
+        if fresh {
+            tx.commit().await?;
+        }
+        Ok(fresh)
+    }
+
+    /// Records `envelope` in the inbox and runs the handler on `connection`; `Ok(false)` when
+    /// the inbox already had it (nothing else is done).
+    async fn handle_in(
+        &self,
+        connection: &mut PgConnection,
+        envelope: &Envelope,
+    ) -> Result<bool, HandlerError> {
         let fresh = sqlx::query(
             "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(&self.name)
         .bind(envelope.id)
         .bind(&envelope.event_type)
-        .execute(&mut *tx)
+        .execute(&mut *connection)
         .await?
         .rows_affected()
             == 1;
-        if !fresh {
-            return Ok(false);
+        if fresh {
+            self.handler.handle(connection, envelope).await?;
         }
-        self.handler.handle(&mut tx, envelope).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(fresh)
     }
 
     async fn dead_letter(

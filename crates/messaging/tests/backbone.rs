@@ -48,6 +48,10 @@ impl Handler for Recorder {
             .execute(&self.pool)
             .await?;
         if note.poison {
+            // A statement that fails inside the transaction, as a real handler's would: it must
+            // spoil nothing but this event, however many share the transaction.
+            let failed = sqlx::query("SELECT 1 / 0").execute(&mut *connection).await;
+            assert!(failed.is_err(), "division by zero fails");
             return Err(HandlerError::Transient("this note always fails".into()));
         }
         sqlx::query("INSERT INTO handled (event_id, number) VALUES ($1, $2)")
@@ -141,6 +145,22 @@ impl Harness {
             consumer.run(cancel).await.expect("consumer stops cleanly")
         }));
         self.vhost.wait_for_consumer(CONSUMER).await;
+    }
+
+    /// Declares the consumer's queues without consuming, so events can pile up in them.
+    async fn declare_queues(&self) {
+        let config = self.broker.config();
+        let channel = self.broker.channel().await.expect("channel");
+        topology::declare_consumer(
+            &channel,
+            &config.exchange,
+            CONSUMER,
+            &["note.*".to_owned()],
+            &config.retry_delays,
+            config.queue_type,
+        )
+        .await
+        .expect("queues declared");
     }
 
     /// Writes notes `numbers` to the outbox, one transaction each, committed or rolled back.
@@ -482,6 +502,74 @@ async fn with_quorum_queues_events_flow_and_failures_still_retry_into_the_dead_l
         attempts,
         1 + retries,
         "the retry queues' TTLs work on quorum queues"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_backlog_is_handled_in_batches_and_a_failing_event_spoils_none_of_its_batch() {
+    let mut harness = Harness::new().await;
+    harness.declare_queues().await;
+    let mut poisons = Vec::new();
+    for chunk in 0..12u32 {
+        harness.write(chunk * 25..(chunk + 1) * 25, true).await;
+        poisons.push(harness.write_poison().await.id);
+    }
+    harness.start_relay();
+    {
+        let vhost = &harness.vhost;
+        wait_until_async("the backlog in the queue", DEADLINE, || async {
+            vhost.queue_depth(CONSUMER).await == 312
+        })
+        .await;
+    }
+
+    harness.start_consumer().await;
+    let vhost = &harness.vhost;
+    harness.wait_for_handled(300).await;
+    let dlq = topology::dead_letter_queue(CONSUMER);
+    wait_until_async("every poison event dead-lettered", DEADLINE, || async {
+        vhost.queue_depth(&dlq).await == 12
+    })
+    .await;
+
+    assert_eq!(harness.count("SELECT count(*) FROM handled").await, 300);
+    assert_eq!(
+        harness
+            .count("SELECT count(DISTINCT event_id) FROM handled")
+            .await,
+        300,
+        "no event handled twice"
+    );
+    assert_eq!(
+        harness
+            .count("SELECT count(*) FROM attempts WHERE event_id IN (SELECT event_id FROM handled)")
+            .await,
+        300,
+        "each good event was tried once: a failing neighbour in its batch cost it nothing"
+    );
+    let retries = harness.vhost.config().retry_delays.len() as i64;
+    for poison in poisons {
+        assert_eq!(harness.attempts(poison).await, 1 + retries);
+    }
+    let metrics = harness.metrics.render();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name) && line.contains(CONSUMER))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+    };
+    let deliveries = value("gavel_events_consumer_batch_size_sum");
+    let transactions = value("gavel_events_consumer_batch_size_count");
+    assert!(
+        deliveries >= 312.0,
+        "every delivery is counted ({deliveries})"
+    );
+    assert!(
+        transactions * 4.0 < 312.0,
+        "a waiting backlog shares transactions: {transactions} for {deliveries} deliveries"
     );
     harness.stop().await;
 }
