@@ -27,6 +27,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wallets;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -88,14 +89,22 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
     let broker = Broker::new(config.broker.clone(), "bids");
     let wallets = wallets::Wallets::new(&config.wallets)
         .map_err(|e| StartError::new("configuring the wallets client", e))?;
-    let engine = Arc::new(engine::Engine {
+    let releases_wake = Arc::<tokio::sync::Notify>::default();
+    let known = known::Known::default();
+    let writers = writer::Writers::start(&writer::Decider {
         pool: pool.clone(),
         wallets: wallets.clone(),
-        limiter: ratelimit::RateLimiter::new(cache.clone(), config.engine.bids_per_second),
-        releases: Arc::default(),
         hooks,
-        stripes: engine::stripes(),
-        known: known::Known::default(),
+        known: known.clone(),
+        releases: releases_wake.clone(),
+        batch_size: metrics::batch_size(&metrics),
+    });
+    let engine = Arc::new(engine::Engine {
+        pool: pool.clone(),
+        limiter: ratelimit::RateLimiter::new(cache.clone(), config.engine.bids_per_second),
+        releases: releases_wake,
+        known,
+        writers,
     });
     gavel_common::db::watch_pool(&metrics, &pool);
     let readiness = Readiness::default()

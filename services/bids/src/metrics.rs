@@ -109,6 +109,20 @@ impl ScheduleMetrics {
     }
 }
 
+/// Bids decided per batch (one transaction, one commit) by the lots' writers.
+pub fn batch_size(metrics: &Metrics) -> Histogram {
+    let histogram = Histogram::with_opts(
+        HistogramOpts::new(
+            "bid_batch_size",
+            "Bids a lot's writer decided in one transaction.",
+        )
+        .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
+    )
+    .expect("static metric definition is valid");
+    metrics.register(histogram.clone());
+    histogram
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

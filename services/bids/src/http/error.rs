@@ -29,8 +29,16 @@ impl ApiError {
             Self::Engine(EngineError::KeyReused) => "idempotency_key_reused",
             Self::Engine(EngineError::RateLimited) => "rate_limited",
             Self::Engine(EngineError::Wallets(_)) => "holds_unavailable",
-            Self::Engine(EngineError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)))
-            | Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => "busy",
+            Self::Engine(EngineError::Stopping) => "busy",
+            Self::Engine(error)
+                if matches!(
+                    error.store(),
+                    Some(StoreError::Database(sqlx::Error::PoolTimedOut))
+                ) =>
+            {
+                "busy"
+            }
+            Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => "busy",
             Self::Engine(_) | Self::Store(_) => "error",
         }
     }
@@ -60,7 +68,13 @@ impl ApiError {
                 )
             }
             Self::Engine(EngineError::Redis(error)) => Problem::internal(error),
+            Self::Engine(EngineError::Stopping) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "The engine is stopping; try again shortly",
+            ),
             Self::Engine(EngineError::Store(error)) | Self::Store(error) => store_problem(error),
+            Self::Engine(EngineError::Batch(error)) => store_problem(error),
         }
     }
 }

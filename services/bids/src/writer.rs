@@ -1,0 +1,525 @@
+//! One writer per lot: the bids that reach a lot's queue are decided in order, in batches that
+//! share one transaction and one commit (group commit).
+//!
+//! Each replica has [`LANES`] writer tasks; a lot always goes to the same one (by its id), so
+//! a lot's bids in this replica are decided one after another by one task, and no request
+//! holds a database connection while it waits. Across replicas the lot's row lock still decides.
+//!
+//! A writer takes every bid already waiting for the lot (at most [`BATCH`]), locks the lot's row
+//! once and decides them in arrival order against the lot's state as it changes in memory. Each
+//! bid runs in a savepoint of its own: claim, rules, the hold in `wallets` for an accepted one,
+//! the records and the answer. One commit then makes every decision of the batch durable at
+//! once, and only then is any bidder answered — nobody hears of a bid before it is committed.
+//!
+//! Failures stay with their bid where they can:
+//! - a reused key is refused and its savepoint rolled back; the batch goes on;
+//! - `wallets` failing (down, timing out) rolls back that bid's savepoint, answers it with the
+//!   error, commits what was decided before it, and leaves the bids behind it for the next
+//!   batch, so an outage costs each waiting bid one try, as it did one bid at a time;
+//! - a database failure loses the whole batch: nothing of it commits, every bid of it gets the
+//!   error, and a retry under the same key decides afresh.
+//!
+//! The crash-repair story is unchanged: a bid id still lives only in the transaction that chose
+//! it. A hold placed for a bid whose savepoint or batch did not commit backs nothing that will
+//! ever be recorded, and [`crate::repair`] releases it exactly as after a crash.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use gavel_common::idempotency::{IdempotencyKey, StoredAnswer};
+use gavel_events::BidAccepted;
+use gavel_types::{AccountId, BidId, LotId, Wei};
+use prometheus::Histogram;
+use serde_json::Value;
+use sqlx::{Acquire, PgConnection, PgPool};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::answer::{Accepted, Decision, Refused};
+use crate::engine::{BidRequest, Bidder, EngineError, Hooks};
+use crate::known::Known;
+use crate::rules::{self, Offer};
+use crate::store::{self, StoreError, Stored};
+use crate::wallets::{Placed, Wallets};
+
+/// How many writer tasks (and queues) a replica runs; lots share them by hash.
+pub const LANES: usize = 1024;
+/// The most bids one batch decides.
+pub const BATCH: usize = 32;
+/// Bids waiting in one lane before senders wait too (the gateway bounds what it sends anyway).
+const LANE_DEPTH: usize = 1024;
+
+/// A bid waiting for its lot's writer.
+struct Pending {
+    bidder: Bidder,
+    key: IdempotencyKey,
+    fingerprint: String,
+    request: BidRequest,
+    lot_id: LotId,
+    reply: oneshot::Sender<Result<StoredAnswer, EngineError>>,
+}
+
+/// What a writer needs to decide bids.
+#[derive(Clone, Debug)]
+pub struct Decider {
+    pub pool: PgPool,
+    pub wallets: Wallets,
+    pub hooks: Hooks,
+    pub known: Known,
+    /// Wakes the release task after a commit that queued releases.
+    pub releases: Arc<Notify>,
+    /// Bids per batch.
+    pub batch_size: Histogram,
+}
+
+/// The senders of every lane.
+#[derive(Clone, Debug)]
+pub struct Writers {
+    lanes: Arc<[mpsc::Sender<Pending>]>,
+}
+
+impl Writers {
+    /// Starts [`LANES`] writer tasks on the current runtime; they stop when every `Writers`
+    /// clone is gone.
+    pub fn start(decider: &Decider) -> Self {
+        let lanes = (0..LANES)
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel(LANE_DEPTH);
+                tokio::spawn(run(decider.clone(), receiver));
+                sender
+            })
+            .collect();
+        Self { lanes }
+    }
+
+    /// Queues the bid for its lot's writer and waits for its decision.
+    pub async fn decide(
+        &self,
+        bidder: Bidder,
+        lot_id: LotId,
+        key: &IdempotencyKey,
+        fingerprint: String,
+        request: &BidRequest,
+    ) -> Result<StoredAnswer, EngineError> {
+        let bytes = lot_id.0.as_bytes();
+        let lane = (usize::from(bytes[15]) | (usize::from(bytes[14]) << 8)) % self.lanes.len();
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            bidder,
+            key: key.clone(),
+            fingerprint,
+            request: request.clone(),
+            lot_id,
+            reply,
+        };
+        self.lanes[lane]
+            .send(pending)
+            .await
+            .map_err(|_| EngineError::Stopping)?;
+        answer.await.map_err(|_| EngineError::Stopping)?
+    }
+}
+
+/// A writer: takes what is waiting, a lot at a time, and decides it in batches.
+async fn run(decider: Decider, mut receiver: mpsc::Receiver<Pending>) {
+    let mut waiting: VecDeque<Pending> = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match receiver.recv().await {
+                Some(pending) => waiting.push_back(pending),
+                None => return,
+            }
+        }
+        while waiting.len() < BATCH * 4 {
+            match receiver.try_recv() {
+                Ok(pending) => waiting.push_back(pending),
+                Err(_) => break,
+            }
+        }
+        // The oldest bid's lot goes first, with every bid of that lot waiting behind it.
+        let lot_id = waiting[0].lot_id;
+        let mut batch = Vec::new();
+        let mut others = VecDeque::with_capacity(waiting.len());
+        for pending in waiting.drain(..) {
+            if pending.lot_id == lot_id && batch.len() < BATCH {
+                batch.push(pending);
+            } else {
+                others.push_back(pending);
+            }
+        }
+        let left = decider.decide_batch(lot_id, batch).await;
+        waiting = left.into_iter().chain(others).collect();
+    }
+}
+
+/// The outcome of one bid inside a batch.
+enum Step {
+    /// Decided (accepted or refused), or replayed from a twin: answer it after the commit.
+    Answer(StoredAnswer, bool),
+    /// Refused before any decision (a reused key): answer at once, the batch goes on.
+    Fail(EngineError),
+    /// `wallets` failed: answer it, commit the batch so far, leave the rest for the next one.
+    Stop(EngineError),
+}
+
+impl Decider {
+    /// Decides `batch` (bids of one lot, in arrival order) in one transaction. Returns the bids
+    /// it did not get to (after a `wallets` failure), to go first in the next batch.
+    async fn decide_batch(&self, lot_id: LotId, batch: Vec<Pending>) -> Vec<Pending> {
+        self.batch_size.observe(batch.len() as f64);
+        let mut answered = Vec::with_capacity(batch.len());
+        let mut left = Vec::new();
+        let result = self
+            .decide_in_transaction(lot_id, batch, &mut answered, &mut left)
+            .await;
+        match result {
+            Ok(outcome) => {
+                if let Some(stored) = outcome.stored {
+                    self.known.remember(lot_id, &stored.lot);
+                }
+                if outcome.accepted {
+                    self.releases.notify_one();
+                }
+                for (pending, answer) in answered {
+                    let _ = pending.reply.send(answer);
+                }
+            }
+            Err(error) => {
+                // Nothing of the batch committed: every bid in it gets the error.
+                let error = Arc::new(error);
+                for (pending, _) in answered {
+                    let _ = pending.reply.send(Err(EngineError::Batch(error.clone())));
+                }
+                for pending in left.drain(..) {
+                    let _ = pending.reply.send(Err(EngineError::Batch(error.clone())));
+                }
+            }
+        }
+        left
+    }
+
+    async fn decide_in_transaction(
+        &self,
+        lot_id: LotId,
+        batch: Vec<Pending>,
+        answered: &mut Vec<(Pending, Result<StoredAnswer, EngineError>)>,
+        left: &mut Vec<Pending>,
+    ) -> Result<Committed, StoreError> {
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(error) => {
+                left.extend(batch);
+                return Err(error.into());
+            }
+        };
+        let mut stored = match store::load(&mut *tx, lot_id, true).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                answered.extend(
+                    batch
+                        .into_iter()
+                        .map(|pending| (pending, Err(EngineError::UnknownLot))),
+                );
+                return Ok(Committed {
+                    stored: None,
+                    accepted: false,
+                });
+            }
+            Err(error) => {
+                left.extend(batch);
+                return Err(error);
+            }
+        };
+        let mut accepted = false;
+        let mut rest = batch.into_iter();
+        while let Some(pending) = rest.next() {
+            let before = stored.clone();
+            match self.decide_saved(&mut tx, &mut stored, &pending).await {
+                Err(error) => {
+                    left.push(pending);
+                    left.extend(rest);
+                    return Err(error);
+                }
+                Ok(Step::Answer(answer, was_accepted)) => {
+                    accepted |= was_accepted;
+                    answered.push((pending, Ok(answer)));
+                }
+                Ok(Step::Fail(error)) => {
+                    stored = before;
+                    answered.push((pending, Err(error)));
+                }
+                Ok(Step::Stop(error)) => {
+                    stored = before;
+                    answered.push((pending, Err(error)));
+                    break;
+                }
+            }
+        }
+        left.extend(rest);
+        tx.commit().await?;
+        Ok(Committed {
+            stored: Some(stored),
+            accepted,
+        })
+    }
+
+    /// [`Self::decide_one`] inside a savepoint, kept when the bid was decided, rolled back when
+    /// it was not.
+    async fn decide_saved(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        stored: &mut Stored,
+        pending: &Pending,
+    ) -> Result<Step, StoreError> {
+        let mut savepoint = Acquire::begin(&mut *tx).await?;
+        let step = self.decide_one(&mut savepoint, stored, pending).await?;
+        if matches!(step, Step::Answer(..)) {
+            savepoint.commit().await?;
+        } else {
+            savepoint.rollback().await?;
+        }
+        Ok(step)
+    }
+
+    /// One bid, under the lot's lock, inside its savepoint. `Err` only for a database failure,
+    /// which loses the batch.
+    async fn decide_one(
+        &self,
+        tx: &mut PgConnection,
+        stored: &mut Stored,
+        pending: &Pending,
+    ) -> Result<Step, StoreError> {
+        let bid_id = match claim(
+            tx,
+            pending.bidder.account,
+            &pending.key,
+            &pending.fingerprint,
+        )
+        .await?
+        {
+            Claim::Decided(answer) => return Ok(Step::Answer(answer, false)),
+            Claim::Reused => return Ok(Step::Fail(EngineError::KeyReused)),
+            Claim::Fresh(bid_id) => bid_id,
+        };
+        let offer = Offer {
+            bid_id,
+            bidder: pending.bidder.account,
+            wallet: pending.bidder.wallet,
+            amount: pending.request.amount,
+            max: pending.request.max_amount,
+        };
+        let decision = match rules::decide(&stored.lot, &offer, stored.now) {
+            Err(refusal) => Decision::Refused(Refused::Rules {
+                refusal,
+                starts_at: stored.lot.rules.starts_at,
+            }),
+            Ok(accepted) => match self
+                .accept(tx, pending.lot_id, stored, &offer, accepted)
+                .await
+            {
+                Ok(decision) => decision,
+                Err(AcceptError::Store(error)) => return Err(error),
+                Err(AcceptError::Wallets(error)) => return Ok(Step::Stop(error.into())),
+            },
+        };
+        let answer = decision.stored();
+        store_answer(tx, pending.bidder.account, &pending.key, &answer).await?;
+        Ok(Step::Answer(
+            answer,
+            matches!(decision, Decision::Accepted(_)),
+        ))
+    }
+
+    /// Holds the money for an accepted bid and records it, or refuses it when the wallet cannot.
+    async fn accept(
+        &self,
+        tx: &mut PgConnection,
+        lot_id: LotId,
+        stored: &mut Stored,
+        offer: &Offer,
+        accepted: rules::Accepted,
+    ) -> Result<Decision, AcceptError> {
+        // The bidder's whole exposure on this lot: their maximum, or the larger one they already
+        // lead with (a raise never lowers what backs the lead).
+        let exposure = match stored.lot.leader {
+            Some(leader) if leader.bidder == offer.bidder => offer.cap().max(leader.max),
+            _ => offer.cap(),
+        };
+        let placed = self
+            .wallets
+            .place(offer.bidder, offer.wallet, lot_id, exposure, offer.bid_id)
+            .await
+            .map_err(AcceptError::Wallets)?;
+        match placed {
+            Placed::Held => {}
+            Placed::InsufficientFunds { available } => {
+                return Ok(Decision::Refused(Refused::InsufficientFunds {
+                    available,
+                    needed: exposure,
+                }));
+            }
+            Placed::WalletNotLinked => return Ok(Decision::Refused(Refused::WalletNotLinked)),
+        }
+        if let Some(stall) = &self.hooks.stall_after_hold {
+            stall.notify_one();
+            std::future::pending::<()>().await;
+        }
+        record(tx, lot_id, stored, offer, exposure, &accepted).await?;
+        let own = accepted
+            .recorded
+            .iter()
+            .find(|bid| bid.bid_id == offer.bid_id)
+            .map_or(offer.amount, |bid| bid.amount);
+        Ok(Decision::Accepted(Accepted {
+            result: accepted.result.code(),
+            bid_id: offer.bid_id,
+            lot_id,
+            amount: own,
+            price: accepted.price,
+            leading: accepted.leader.bidder == offer.bidder,
+            ends_at: accepted.ends_at,
+            closed: accepted.closes,
+            sequence: stored.seq,
+        }))
+    }
+}
+
+/// What a committed batch leaves behind.
+struct Committed {
+    /// The lot as the batch left it (`None`: no such lot).
+    stored: Option<Stored>,
+    /// Whether any bid was accepted (releases may be queued).
+    accepted: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AcceptError {
+    #[error(transparent)]
+    Wallets(crate::wallets::WalletsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Writes an accepted bid: its bid rows and events (a proxy's answer after the bid it answers),
+/// the lot's new state, the releases it makes necessary, and the close when it bought the lot.
+async fn record(
+    tx: &mut PgConnection,
+    lot_id: LotId,
+    stored: &mut Stored,
+    offer: &Offer,
+    exposure: Wei,
+    accepted: &rules::Accepted,
+) -> Result<(), StoreError> {
+    let old_leader = stored.lot.leader;
+    let previous_leader = old_leader.map(|leader| leader.bidder);
+    for bid in &accepted.recorded {
+        stored.seq += 1;
+        stored.lot.bid_count += 1;
+        store::insert_bid(tx, lot_id, stored.seq, bid).await?;
+        // What `wallets` holds for this bid's bidder: the exposure just placed for the bidder,
+        // or a proxy's maximum for the leader it bid for.
+        let held = match old_leader {
+            _ if bid.bidder == offer.bidder => exposure,
+            Some(old) if old.bidder == bid.bidder => old.max,
+            _ => accepted.leader.max,
+        };
+        let lot = &stored.lot;
+        let event = BidAccepted {
+            lot_id,
+            bid_id: bid.bid_id,
+            bidder: bid.bidder,
+            wallet: bid.wallet,
+            amount: bid.amount,
+            held,
+            proxy: bid.proxy,
+            at: stored.now,
+            price: bid.amount.max(lot.price.unwrap_or(Wei::ZERO)),
+            leader: if bid.proxy {
+                bid.bidder
+            } else {
+                accepted.leader.bidder
+            },
+            previous_leader,
+            bid_count: lot.bid_count,
+            ends_at: accepted.ends_at,
+            reserve_met: lot
+                .rules
+                .reserve
+                .is_none_or(|reserve| bid.amount >= reserve),
+        };
+        store::append(tx, lot_id, stored.seq, &event).await?;
+    }
+    stored.lot.price = Some(accepted.price);
+    stored.lot.leader = Some(accepted.leader);
+    stored.lot.ends_at = accepted.ends_at;
+    if let Some(displaced) = accepted.displaced {
+        store::queue_release(tx, displaced.wallet, lot_id, displaced.hold_bid).await?;
+    }
+    if accepted.release_own {
+        store::queue_release(tx, offer.wallet, lot_id, offer.bid_id).await?;
+    }
+    if accepted.closes {
+        store::close(tx, lot_id, stored, None).await?;
+    } else {
+        store::save(tx, lot_id, &stored.lot, stored.seq).await?;
+    }
+    Ok(())
+}
+
+enum Claim {
+    /// A twin request with this key decided before this one.
+    Decided(StoredAnswer),
+    /// The key was used for a different bid.
+    Reused,
+    /// Go on with this new bid id.
+    Fresh(BidId),
+}
+
+/// Claims the request under the lot's lock: a fresh bid id, or the answer a twin already stored.
+/// The claim commits only with the decision, so an undecided request leaves nothing behind.
+async fn claim(
+    tx: &mut PgConnection,
+    bidder: AccountId,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+) -> Result<Claim, sqlx::Error> {
+    let (bid_id, stored, status, body): (uuid::Uuid, String, Option<i16>, Option<Value>) =
+        sqlx::query_as(
+            "INSERT INTO bid_requests (bidder, idempotency_key, bid_id, fingerprint) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (bidder, idempotency_key) DO UPDATE SET
+                 bid_id = CASE WHEN bid_requests.status_code IS NULL THEN EXCLUDED.bid_id ELSE bid_requests.bid_id END
+             RETURNING bid_id, fingerprint, status_code, response",
+        )
+        .bind(bidder.0)
+        .bind(key.as_str())
+        .bind(BidId::new().0)
+        .bind(fingerprint)
+        .fetch_one(&mut *tx)
+        .await?;
+    if stored != fingerprint {
+        return Ok(Claim::Reused);
+    }
+    Ok(match (status, body) {
+        (Some(status), Some(body)) => Claim::Decided(StoredAnswer {
+            status: status.unsigned_abs(),
+            body,
+            replayed: true,
+        }),
+        _ => Claim::Fresh(BidId(bid_id)),
+    })
+}
+
+async fn store_answer(
+    tx: &mut PgConnection,
+    bidder: AccountId,
+    key: &IdempotencyKey,
+    answer: &StoredAnswer,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE bid_requests SET status_code = $3, response = $4 WHERE bidder = $1 AND idempotency_key = $2")
+        .bind(bidder.0)
+        .bind(key.as_str())
+        .bind(i16::try_from(answer.status).unwrap_or(500))
+        .bind(&answer.body)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
