@@ -2,12 +2,18 @@
 //!
 //! For each delivery: open a transaction, insert `(consumer, event id)` into the inbox (a
 //! conflict means the event was already handled: ack and skip), run the handler in the same
-//! transaction, commit, and only then ack. Deliveries already waiting when one is taken (at most
-//! `broker.consume_batch`) share the transaction, each inside a savepoint of its own, so a
-//! backlog pays one commit per batch instead of one per event; none is acked before the commit. A failing handler rolls everything back; the event is
-//! re-published to the consumer's retry queue for the next delay and acked, and after the last
-//! delay it goes to the dead-letter queue with its error. A delivery that is not a valid envelope
-//! goes straight to the dead-letter queue: retrying cannot fix it, and dropping it would hide it.
+//! transaction, commit, and only then ack. A failing handler rolls back what it wrote; the event
+//! is re-published to the consumer's retry queue for the next delay and acked, and after the
+//! last delay it goes to the dead-letter queue with its error. A delivery that is not a valid
+//! envelope goes straight to the dead-letter queue: retrying cannot fix it, and dropping it would
+//! hide it.
+//!
+//! Deliveries already waiting when one is taken (at most `broker.consume_batch`) share the
+//! transaction, each inside a savepoint of its own, so a backlog pays one commit per batch
+//! instead of one per event; none is acked before the commit. A failing handler rolls back its
+//! own savepoint only. One that lost a lock (a deadlock with another replica's batch) is tried
+//! again at once on its own; if the commit fails, every event of the batch is handled again on
+//! its own (the inbox makes any that did commit a duplicate).
 //!
 //! If the broker goes away, unacked deliveries return to the queue and the consumer reconnects;
 //! the inbox turns the redelivery into a no-op.
@@ -58,6 +64,21 @@ pub enum HandlerError {
     /// Retrying cannot help (a payload this code cannot read): dead-letter at once.
     #[error("permanent failure: {}", error_chain(.0.as_ref()))]
     Permanent(BoxError),
+}
+
+impl HandlerError {
+    /// Whether the database gave up on a lock: a deadlock, a serialization failure or a lock
+    /// that was not available. Worth an immediate try on its own, outside any batch.
+    fn is_lock_conflict(&self) -> bool {
+        let Self::Transient(error) = self else {
+            return false;
+        };
+        let code = error
+            .downcast_ref::<sqlx::Error>()
+            .and_then(sqlx::Error::as_database_error)
+            .and_then(|error| error.code());
+        matches!(code.as_deref(), Some("40P01" | "40001" | "55P03"))
+    }
 }
 
 impl From<sqlx::Error> for HandlerError {
@@ -311,19 +332,29 @@ impl<H: Handler> Consumer<H> {
         let envelopes: Vec<&Envelope> = parsed.iter().map(|(_, envelope)| envelope).collect();
         match self.handle_batch(&envelopes).await {
             Ok(results) => {
-                for ((delivery, envelope), result) in parsed.iter().zip(results) {
-                    let attempt = attempt_of(delivery);
+                let mut again = Vec::new();
+                for ((delivery, envelope), result) in parsed.into_iter().zip(results) {
+                    let attempt = attempt_of(&delivery);
                     let span = info_span!("event", consumer = %self.name, event_id = %envelope.id, event_type = %envelope.event_type, attempt);
                     let outcome = match result {
                         Ok(true) => Outcome::Handled,
                         Ok(false) => Outcome::Duplicate,
+                        // Rows the batch held may be what it waited for (another replica's
+                        // batch locking the same rows in another order): alone, it may pass.
+                        Err(error) if error.is_lock_conflict() => {
+                            again.push(delivery);
+                            continue;
+                        }
                         Err(error) => {
-                            self.route_failure(channel, delivery, attempt, error)
+                            self.route_failure(channel, &delivery, attempt, error)
                                 .instrument(span)
                                 .await?
                         }
                     };
-                    self.acknowledge(delivery, &outcome).await?;
+                    self.acknowledge(&delivery, &outcome).await?;
+                }
+                for delivery in again {
+                    self.process(channel, delivery).await?;
                 }
             }
             Err(error) => {

@@ -73,6 +73,10 @@ pub enum EngineError {
     /// The replica is shutting down; the bid was not decided.
     #[error("the engine is stopping")]
     Stopping,
+    /// The lot's writer lost the batch this bid was in (a panic): its outcome is unknown, and a
+    /// retry under the same key tells.
+    #[error("the bid's decision was interrupted")]
+    Interrupted,
 }
 
 impl EngineError {

@@ -91,7 +91,7 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
         .map_err(|e| StartError::new("configuring the wallets client", e))?;
     let releases_wake = Arc::<tokio::sync::Notify>::default();
     let known = known::Known::default();
-    let writers = writer::Writers::start(&writer::Decider {
+    let (writers, lanes) = writer::Writers::new(writer::Decider {
         pool: pool.clone(),
         wallets: wallets.clone(),
         hooks,
@@ -141,6 +141,7 @@ pub async fn build_with(config: &Config, hooks: engine::Hooks) -> Result<Service
     let cancel = service.cancellation();
     Ok(service
         .with_task("outbox-relay", relay.run(cancel.clone()))
+        .with_task("lot-writers", lanes.run(cancel.clone()))
         .with_task("lot-events", consumer.run(cancel.clone()))
         .with_task(
             "schedule",

@@ -12,19 +12,24 @@
 //! once, and only then is any bidder answered — nobody hears of a bid before it is committed.
 //!
 //! Failures stay with their bid where they can:
-//! - a reused key is refused and its savepoint rolled back; the batch goes on;
+//! - a reused key, or a statement that fails for one bid, rolls back that bid's savepoint and
+//!   fails it alone; the batch goes on;
 //! - `wallets` failing (down, timing out) rolls back that bid's savepoint, answers it with the
 //!   error, commits what was decided before it, and leaves the bids behind it for the next
 //!   batch, so an outage costs each waiting bid one try, as it did one bid at a time;
-//! - a database failure loses the whole batch: nothing of it commits, every bid of it gets the
-//!   error, and a retry under the same key decides afresh.
+//! - losing the transaction (the connection, the commit) loses the whole batch: nothing of it
+//!   commits, every bid of it gets the error, and a retry under the same key decides afresh.
 //!
 //! The crash-repair story is unchanged: a bid id still lives only in the transaction that chose
 //! it. A hold placed for a bid whose savepoint or batch did not commit backs nothing that will
 //! ever be recorded, and [`crate::repair`] releases it exactly as after a crash.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures_util::FutureExt;
+use gavel_common::BoxError;
 
 use gavel_common::idempotency::{IdempotencyKey, StoredAnswer};
 use gavel_events::BidAccepted;
@@ -33,6 +38,9 @@ use prometheus::Histogram;
 use serde_json::Value;
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::error;
 
 use crate::answer::{Accepted, Decision, Refused};
 use crate::engine::{BidRequest, Bidder, EngineError, Hooks};
@@ -49,6 +57,7 @@ pub const BATCH: usize = 32;
 const LANE_DEPTH: usize = 1024;
 
 /// A bid waiting for its lot's writer.
+#[derive(Debug)]
 struct Pending {
     bidder: Bidder,
     key: IdempotencyKey,
@@ -77,18 +86,24 @@ pub struct Writers {
     lanes: Arc<[mpsc::Sender<Pending>]>,
 }
 
+/// The writers themselves, to be run as one of the service's tasks ([`Lanes::run`]).
+#[derive(Debug)]
+pub struct Lanes {
+    decider: Decider,
+    receivers: Vec<mpsc::Receiver<Pending>>,
+}
+
 impl Writers {
-    /// Starts [`LANES`] writer tasks on the current runtime; they stop when every `Writers`
-    /// clone is gone.
-    pub fn start(decider: &Decider) -> Self {
-        let lanes = (0..LANES)
-            .map(|_| {
-                let (sender, receiver) = mpsc::channel(LANE_DEPTH);
-                tokio::spawn(run(decider.clone(), receiver));
-                sender
-            })
-            .collect();
-        Self { lanes }
+    /// The queues of [`LANES`] writers, and the writers to run.
+    pub fn new(decider: Decider) -> (Self, Lanes) {
+        let (lanes, receivers): (Vec<_>, Vec<_>) =
+            (0..LANES).map(|_| mpsc::channel(LANE_DEPTH)).unzip();
+        (
+            Self {
+                lanes: lanes.into(),
+            },
+            Lanes { decider, receivers },
+        )
     }
 
     /// Queues the bid for its lot's writer and waits for its decision.
@@ -115,18 +130,38 @@ impl Writers {
             .send(pending)
             .await
             .map_err(|_| EngineError::Stopping)?;
-        answer.await.map_err(|_| EngineError::Stopping)?
+        // A dropped reply means the writer lost the batch (a panic): the outcome is unknown.
+        answer.await.map_err(|_| EngineError::Interrupted)?
+    }
+}
+
+impl Lanes {
+    /// Runs every writer until `cancel` (the service cancels its tasks only after the HTTP
+    /// listeners have drained): each finishes the batch it is deciding, then answers the bids
+    /// still queued with [`EngineError::Stopping`] (none decided, a retry goes to another
+    /// replica) and stops.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), BoxError> {
+        let mut lanes = JoinSet::new();
+        for receiver in self.receivers {
+            lanes.spawn(lane(self.decider.clone(), receiver, cancel.clone()));
+        }
+        while lanes.join_next().await.is_some() {}
+        Ok(())
     }
 }
 
 /// A writer: takes what is waiting, a lot at a time, and decides it in batches.
-async fn run(decider: Decider, mut receiver: mpsc::Receiver<Pending>) {
+async fn lane(decider: Decider, mut receiver: mpsc::Receiver<Pending>, cancel: CancellationToken) {
     let mut waiting: VecDeque<Pending> = VecDeque::new();
-    loop {
+    while !cancel.is_cancelled() {
         if waiting.is_empty() {
-            match receiver.recv().await {
-                Some(pending) => waiting.push_back(pending),
-                None => return,
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                next = receiver.recv() => match next {
+                    Some(pending) => waiting.push_back(pending),
+                    None => return,
+                },
             }
         }
         while waiting.len() < BATCH * 4 {
@@ -146,8 +181,27 @@ async fn run(decider: Decider, mut receiver: mpsc::Receiver<Pending>) {
                 others.push_back(pending);
             }
         }
-        let left = decider.decide_batch(lot_id, batch).await;
+        // A panic loses this batch only (its bids are answered `Interrupted`; nothing of it
+        // committed unless the panic came after the commit, and then a retry replays), never
+        // the lane: the lots behind it keep their writer.
+        let left = match AssertUnwindSafe(decider.decide_batch(lot_id, batch))
+            .catch_unwind()
+            .await
+        {
+            Ok(left) => left,
+            Err(_) => {
+                error!(%lot_id, "a lot's writer panicked; the bids of its batch were interrupted");
+                Vec::new()
+            }
+        };
         waiting = left.into_iter().chain(others).collect();
+    }
+    receiver.close();
+    while let Ok(pending) = receiver.try_recv() {
+        waiting.push_back(pending);
+    }
+    for pending in waiting {
+        let _ = pending.reply.send(Err(EngineError::Stopping));
     }
 }
 
@@ -155,7 +209,8 @@ async fn run(decider: Decider, mut receiver: mpsc::Receiver<Pending>) {
 enum Step {
     /// Decided (accepted or refused), or replayed from a twin: answer it after the commit.
     Answer(StoredAnswer, bool),
-    /// Refused before any decision (a reused key): answer at once, the batch goes on.
+    /// Not decided (a reused key, a statement that failed): its savepoint is rolled back, it
+    /// gets the error after the commit, the batch goes on.
     Fail(EngineError),
     /// `wallets` failed: answer it, commit the batch so far, leave the rest for the next one.
     Stop(EngineError),
@@ -263,7 +318,9 @@ impl Decider {
     }
 
     /// [`Self::decide_one`] inside a savepoint, kept when the bid was decided, rolled back when
-    /// it was not.
+    /// it was not. A statement that fails (a constraint, a deadlock with another lot's writer
+    /// over one bidder's keys) fails this bid alone; `Err` only when the transaction itself is
+    /// lost (the savepoint cannot even be rolled back), which loses the batch.
     async fn decide_saved(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
@@ -271,13 +328,20 @@ impl Decider {
         pending: &Pending,
     ) -> Result<Step, StoreError> {
         let mut savepoint = Acquire::begin(&mut *tx).await?;
-        let step = self.decide_one(&mut savepoint, stored, pending).await?;
-        if matches!(step, Step::Answer(..)) {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
+        match self.decide_one(&mut savepoint, stored, pending).await {
+            Ok(step @ Step::Answer(..)) => {
+                savepoint.commit().await?;
+                Ok(step)
+            }
+            Ok(step) => {
+                savepoint.rollback().await?;
+                Ok(step)
+            }
+            Err(error) => {
+                savepoint.rollback().await?;
+                Ok(Step::Fail(EngineError::Store(error)))
+            }
         }
-        Ok(step)
     }
 
     /// One bid, under the lot's lock, inside its savepoint. `Err` only for a database failure,

@@ -75,6 +75,7 @@ impl ApiError {
             ),
             Self::Engine(EngineError::Store(error)) | Self::Store(error) => store_problem(error),
             Self::Engine(EngineError::Batch(error)) => store_problem(error),
+            Self::Engine(error @ EngineError::Interrupted) => Problem::internal(error),
         }
     }
 }
