@@ -24,7 +24,7 @@
 //! lets [`crate::repair`] tell `wallets` for certain that such a hold backs nothing.
 
 use gavel_common::idempotency::{IdempotencyKey, StoredAnswer};
-use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
+use gavel_types::{AccountId, EthAddress, LotId, Wei};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -175,20 +175,10 @@ impl Engine {
             starts_at: chrono::DateTime::<chrono::Utc>::MIN_UTC,
         });
         let answer = decision.stored();
-        let stored = sqlx::query(
-            "INSERT INTO bid_requests (bidder, idempotency_key, bid_id, fingerprint, status_code, response)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (bidder, idempotency_key) DO NOTHING",
-        )
-        .bind(bidder.account.0)
-        .bind(key.as_str())
-        .bind(BidId::new().0)
-        .bind(fingerprint)
-        .bind(i16::try_from(answer.status).unwrap_or(500))
-        .bind(&answer.body)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok((stored == 1).then_some(answer))
+        let stored =
+            crate::writer::store_decided(&self.pool, bidder.account, key, fingerprint, &answer)
+                .await?;
+        Ok(stored.then_some(answer))
     }
 
     /// The stored answer of a request already decided under `key`.

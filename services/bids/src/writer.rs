@@ -327,6 +327,9 @@ impl Decider {
         stored: &mut Stored,
         pending: &Pending,
     ) -> Result<Step, StoreError> {
+        if let Some(step) = refuse_at_once(tx, stored, pending).await? {
+            return Ok(step);
+        }
         let mut savepoint = Acquire::begin(&mut *tx).await?;
         match self.decide_one(&mut savepoint, stored, pending).await {
             Ok(step @ Step::Answer(..)) => {
@@ -445,6 +448,68 @@ impl Decider {
             sequence: stored.seq,
         }))
     }
+}
+
+/// A bid the rules refuse (too low, not open, closed, the seller's own) needs no money and no
+/// savepoint: one insert stores its answer under the key, and the lot is untouched. `None` when
+/// the rules would accept it, or the key was used before (the full path then replays its answer
+/// or refuses the reuse). This statement runs outside a savepoint: if it fails (a lost
+/// connection; a deadlock needs one bidder reusing keys across lots at once), the batch fails
+/// with it, and a retry decides afresh.
+async fn refuse_at_once(
+    tx: &mut PgConnection,
+    stored: &Stored,
+    pending: &Pending,
+) -> Result<Option<Step>, StoreError> {
+    let offer = Offer {
+        bid_id: BidId::new(),
+        bidder: pending.bidder.account,
+        wallet: pending.bidder.wallet,
+        amount: pending.request.amount,
+        max: pending.request.max_amount,
+    };
+    let Err(refusal) = rules::decide(&stored.lot, &offer, stored.now) else {
+        return Ok(None);
+    };
+    let answer = Decision::Refused(Refused::Rules {
+        refusal,
+        starts_at: stored.lot.rules.starts_at,
+    })
+    .stored();
+    let fresh = store_decided(
+        &mut *tx,
+        pending.bidder.account,
+        &pending.key,
+        &pending.fingerprint,
+        &answer,
+    )
+    .await?;
+    Ok(fresh.then_some(Step::Answer(answer, false)))
+}
+
+/// Stores a request decided without a claim (a refusal) with its answer; `false` when the key
+/// was used before, which leaves the stored row as it was.
+pub(crate) async fn store_decided(
+    executor: impl sqlx::PgExecutor<'_>,
+    bidder: AccountId,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    answer: &StoredAnswer,
+) -> Result<bool, sqlx::Error> {
+    let stored = sqlx::query(
+        "INSERT INTO bid_requests (bidder, idempotency_key, bid_id, fingerprint, status_code, response)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (bidder, idempotency_key) DO NOTHING",
+    )
+    .bind(bidder.0)
+    .bind(key.as_str())
+    .bind(BidId::new().0)
+    .bind(fingerprint)
+    .bind(i16::try_from(answer.status).unwrap_or(500))
+    .bind(&answer.body)
+    .execute(executor)
+    .await?
+    .rows_affected();
+    Ok(stored == 1)
 }
 
 /// What a committed batch leaves behind.
