@@ -7,7 +7,7 @@
 //! `auth.jwt_public_key`, when set, is the fallback for tokens whose key the JWKS does not give.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
@@ -135,7 +135,9 @@ struct Jwks {
     url: url::Url,
     http: reqwest::Client,
     refresh: Duration,
-    fetched: Mutex<Option<Instant>>,
+    /// When the JWKS was last fetched; held across a fetch, so that requests naming a key not
+    /// known yet wait for the fetch in flight instead of being refused while it runs.
+    fetched: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -161,7 +163,7 @@ impl JwtVerifier {
                     .build()
                     .map_err(AuthConfigError::Client)?,
                 refresh: config.jwks_refresh,
-                fetched: Mutex::new(None),
+                fetched: tokio::sync::Mutex::new(None),
             }),
             None => None,
         };
@@ -210,7 +212,7 @@ impl JwtVerifier {
             if let Some(claims) = self.with_known_key(kid, token) {
                 return claims.map_err(invalid);
             }
-            if self.refresh().await
+            if self.refresh(kid).await
                 && let Some(claims) = self.with_known_key(kid, token)
             {
                 return claims.map_err(invalid);
@@ -246,19 +248,28 @@ impl JwtVerifier {
         )
     }
 
-    /// Fetches the JWKS again, unless it was fetched less than `jwks_refresh` ago; returns
-    /// whether the keys were refreshed.
-    async fn refresh(&self) -> bool {
+    /// Fetches the JWKS again for a token naming `kid`, unless another request's fetch (in
+    /// flight or just finished) already brought it, or the JWKS was fetched less than
+    /// `jwks_refresh` ago; returns whether `kid` may be known now.
+    async fn refresh(&self, kid: &str) -> bool {
         let Some(jwks) = &self.inner.jwks else {
             return false;
         };
+        // One fetch at a time; whoever waited for it looks again before fetching.
+        let mut fetched = jwks.fetched.lock().await;
+        if self
+            .inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(kid)
         {
-            let mut fetched = jwks.fetched.lock().unwrap_or_else(PoisonError::into_inner);
-            if fetched.is_some_and(|at| at.elapsed() < jwks.refresh) {
-                return false;
-            }
-            *fetched = Some(Instant::now());
+            return true;
         }
+        if fetched.is_some_and(|at| at.elapsed() < jwks.refresh) {
+            return false;
+        }
+        *fetched = Some(Instant::now());
         let set = match fetch_jwks(jwks).await {
             Ok(set) => set,
             Err(error) => {

@@ -100,3 +100,67 @@ async fn a_token_for_another_audience_is_rejected() {
     let (status, _, _) = call(Some(&mint(&other))).await;
     assert_eq!(status, 401);
 }
+
+/// A service that has just started (or a key that was just rotated) gets many requests at once
+/// whose tokens name a key it has not fetched yet. Each must wait for the one JWKS fetch in
+/// flight; before, all but the first were refused as signed with an unknown key while it ran
+/// (found by the load generator's smoke against a freshly started compose stack).
+#[tokio::test]
+async fn tokens_arriving_together_before_the_first_jwks_fetch_all_wait_for_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use gavel_test_support::auth::PRIVATE_KEY_PEM;
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    let key = EncodingKey::from_ed_pem(PRIVATE_KEY_PEM.as_bytes()).expect("the test key");
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::EdDSA).expect("an Ed25519 JWK");
+    jwk.common.key_id = Some("k1".to_owned());
+    let body = serde_json::to_string(&JwkSet { keys: vec![jwk] }).expect("serializable");
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
+    // A JWKS that takes a while to answer, as a busy `wallets` would.
+    let jwks = Router::new().route(
+        "/jwks",
+        get(move || {
+            let (body, counted) = (body.clone(), counted.clone());
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                ([("content-type", "application/json")], body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("bound");
+    tokio::spawn(async move { axum::serve(listener, jwks).await });
+
+    let mut config = auth_config();
+    config.jwt_public_key = None;
+    config.jwks_url = Some(format!("http://{address}/jwks").parse().expect("url"));
+    let verifier = JwtVerifier::from_config(&config).expect("config");
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k1".to_owned());
+    let token =
+        jsonwebtoken::encode(&header, &claims(uuid::Uuid::new_v4(), WALLET), &key).expect("signed");
+
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (verifier, token) = (verifier.clone(), token.clone());
+        requests.spawn(async move { verifier.verify(&token).await.map(|claims| claims.wallet) });
+    }
+    let mut verified = 0;
+    while let Some(result) = requests.join_next().await {
+        assert_eq!(result.expect("joined").expect("verified"), WALLET);
+        verified += 1;
+    }
+    assert_eq!(verified, 20);
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "one fetch served them all"
+    );
+}
