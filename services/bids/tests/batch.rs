@@ -143,25 +143,14 @@ async fn bids_waiting_for_a_lot_are_decided_together_and_a_failed_hold_spoils_no
 
     // Every decision holds as if the bids had come one at a time: a gapless log, each recorded
     // bid beating the one before by the increment, one hold left, the leader's.
-    let seqs: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT seq FROM lot_events WHERE lot_id = '{lot}' ORDER BY seq"
-    ))
-    .fetch_all(&world.db.pool)
-    .await
-    .expect("events");
+    let seqs = world.log_seqs(lot).await;
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     assert_eq!(
         seqs.len(),
         2 + accepted(&queued) + accepted(&twins[..1]) + accepted(&reused),
         "opened, the first bid, every accepted one"
     );
-    let amounts: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT amount::text FROM bids WHERE lot_id = '{lot}' ORDER BY seq"
-    ))
-    .fetch_all(&world.db.pool)
-    .await
-    .expect("bids");
-    let amounts: Vec<u128> = amounts.iter().map(|a| a.parse().expect("wei")).collect();
+    let amounts = world.bid_amounts(lot).await;
     assert!(
         amounts.windows(2).all(|pair| pair[1] >= pair[0] + 10),
         "{amounts:?}"

@@ -58,12 +58,7 @@ async fn five_hundred_concurrent_bids_from_fifty_bidders_leave_one_leader_an_ord
     assert!(accepted >= 2, "bids competed ({accepted} accepted)");
 
     // The per-lot log is contiguous from 1 (opened) with one event per accepted bid.
-    let seqs: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT seq FROM lot_events WHERE lot_id = '{lot}' ORDER BY seq"
-    ))
-    .fetch_all(&world.db.pool)
-    .await
-    .expect("events");
+    let seqs = world.log_seqs(lot).await;
     assert_eq!(
         seqs,
         (1..=seqs.len() as i64).collect::<Vec<_>>(),
@@ -72,16 +67,7 @@ async fn five_hundred_concurrent_bids_from_fifty_bidders_leave_one_leader_an_ord
     assert_eq!(seqs.len(), accepted + 1);
 
     // Every recorded bid beats the previous one by at least the increment.
-    let amounts: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT amount::text FROM bids WHERE lot_id = '{lot}' ORDER BY seq"
-    ))
-    .fetch_all(&world.db.pool)
-    .await
-    .expect("bids");
-    let amounts: Vec<u128> = amounts
-        .iter()
-        .map(|amount| amount.parse().expect("an integer"))
-        .collect();
+    let amounts = world.bid_amounts(lot).await;
     assert!(
         amounts.windows(2).all(|pair| pair[1] >= pair[0] + 10),
         "{amounts:?}"

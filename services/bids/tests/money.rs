@@ -411,20 +411,9 @@ async fn two_engines_bidding_on_one_lot_keep_every_invariant() {
         "{:?}",
         answers.iter().map(|answer| answer.0).collect::<Vec<_>>()
     );
-    let seqs: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT seq FROM lot_events WHERE lot_id = '{lot}' ORDER BY seq"
-    ))
-    .fetch_all(&world.db.pool)
-    .await
-    .expect("events");
+    let seqs = world.log_seqs(lot).await;
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
-    let amounts: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT amount::text FROM bids WHERE lot_id = '{lot}' ORDER BY seq"
-    ))
-    .fetch_all(&world.db.pool)
-    .await
-    .expect("bids");
-    let amounts: Vec<u128> = amounts.iter().map(|a| a.parse().expect("int")).collect();
+    let amounts = world.bid_amounts(lot).await;
     assert!(
         amounts.windows(2).all(|pair| pair[1] > pair[0]),
         "{amounts:?}"

@@ -306,6 +306,29 @@ impl World {
         )
     }
 
+    /// The sequence numbers of `lot`'s event log, in order.
+    pub async fn log_seqs(&self, lot: LotId) -> Vec<i64> {
+        sqlx::query_scalar("SELECT seq FROM lot_events WHERE lot_id = $1 ORDER BY seq")
+            .bind(lot.0)
+            .fetch_all(&self.db.pool)
+            .await
+            .expect("events")
+    }
+
+    /// The amounts of `lot`'s recorded bids, in the order they were recorded.
+    pub async fn bid_amounts(&self, lot: LotId) -> Vec<u128> {
+        let amounts: Vec<String> =
+            sqlx::query_scalar("SELECT amount::text FROM bids WHERE lot_id = $1 ORDER BY seq")
+                .bind(lot.0)
+                .fetch_all(&self.db.pool)
+                .await
+                .expect("bids");
+        amounts
+            .iter()
+            .map(|amount| amount.parse().expect("an integer"))
+            .collect()
+    }
+
     /// Holds `wallets` keeps for `lot`, as (wallet, status, amount).
     pub async fn holds(&self, lot: LotId) -> Vec<(String, String, String)> {
         let holds: Vec<Value> = self
