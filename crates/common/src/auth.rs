@@ -135,9 +135,12 @@ struct Jwks {
     url: url::Url,
     http: reqwest::Client,
     refresh: Duration,
-    /// When the JWKS was last fetched; held across a fetch, so that requests naming a key not
-    /// known yet wait for the fetch in flight instead of being refused while it runs.
-    fetched: tokio::sync::Mutex<Option<Instant>>,
+    /// When the JWKS was last fetched; held across a fetch (by the fetching task, not by the
+    /// request that started it), so that requests naming a key not known yet wait for the fetch
+    /// in flight instead of being refused while it runs.
+    fetched: Arc<tokio::sync::Mutex<Option<Instant>>>,
+    /// Fetches finished so far: a request that waited through one does not start another.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -163,7 +166,8 @@ impl JwtVerifier {
                     .build()
                     .map_err(AuthConfigError::Client)?,
                 refresh: config.jwks_refresh,
-                fetched: tokio::sync::Mutex::new(None),
+                fetched: Arc::default(),
+                generation: std::sync::atomic::AtomicU64::new(0),
             }),
             None => None,
         };
@@ -248,28 +252,54 @@ impl JwtVerifier {
         )
     }
 
-    /// Fetches the JWKS again for a token naming `kid`, unless another request's fetch (in
-    /// flight or just finished) already brought it, or the JWKS was fetched less than
-    /// `jwks_refresh` ago; returns whether `kid` may be known now.
+    /// Fetches the JWKS again for a token naming `kid`, unless a fetch that finished while this
+    /// request waited for its turn already answered (bringing `kid` or not), or the JWKS was
+    /// fetched less than `jwks_refresh` ago; returns whether `kid` may be known now.
     async fn refresh(&self, kid: &str) -> bool {
+        use std::sync::atomic::Ordering;
         let Some(jwks) = &self.inner.jwks else {
             return false;
         };
+        let seen = jwks.generation.load(Ordering::Acquire);
         // One fetch at a time; whoever waited for it looks again before fetching.
-        let mut fetched = jwks.fetched.lock().await;
-        if self
-            .inner
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(kid)
-        {
+        let mut fetched = jwks.fetched.clone().lock_owned().await;
+        if self.inner.knows(kid) {
             return true;
         }
-        if fetched.is_some_and(|at| at.elapsed() < jwks.refresh) {
+        if jwks.generation.load(Ordering::Acquire) != seen
+            || fetched.is_some_and(|at| at.elapsed() < jwks.refresh)
+        {
             return false;
         }
         *fetched = Some(Instant::now());
+        // The fetch runs as a task of its own, holding the turn: a request that goes away while
+        // it runs (a client disconnecting) does not abandon the fetch the others wait for.
+        let inner = self.inner.clone();
+        let fetch = tokio::spawn(async move {
+            let _turn = fetched;
+            let refreshed = inner.fetch_keys().await;
+            if let Some(jwks) = &inner.jwks {
+                jwks.generation.fetch_add(1, Ordering::Release);
+            }
+            refreshed
+        });
+        fetch.await.unwrap_or(false) && self.inner.knows(kid)
+    }
+}
+
+impl Inner {
+    fn knows(&self, kid: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(kid)
+    }
+
+    /// Replaces the known keys with the JWKS's; `false` when it cannot be fetched.
+    async fn fetch_keys(&self) -> bool {
+        let Some(jwks) = &self.jwks else {
+            return false;
+        };
         let set = match fetch_jwks(jwks).await {
             Ok(set) => set,
             Err(error) => {
@@ -284,11 +314,7 @@ impl JwtVerifier {
             }
         }
         tracing::info!(keys = keys.len(), "fetched the JWKS");
-        *self
-            .inner
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = keys;
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
         true
     }
 }

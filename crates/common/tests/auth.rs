@@ -103,8 +103,9 @@ async fn a_token_for_another_audience_is_rejected() {
 
 /// A service that has just started (or a key that was just rotated) gets many requests at once
 /// whose tokens name a key it has not fetched yet. Each must wait for the one JWKS fetch in
-/// flight; before, all but the first were refused as signed with an unknown key while it ran
-/// (found by the load generator's smoke against a freshly started compose stack).
+/// flight, even when the request that started it went away; before, all but the first were
+/// refused as signed with an unknown key while it ran (found by the load generator's smoke
+/// against a freshly started compose stack).
 #[tokio::test]
 async fn tokens_arriving_together_before_the_first_jwks_fetch_all_wait_for_it() {
     use std::sync::Arc;
@@ -146,6 +147,20 @@ async fn tokens_arriving_together_before_the_first_jwks_fetch_all_wait_for_it() 
     header.kid = Some("k1".to_owned());
     let token =
         jsonwebtoken::encode(&header, &claims(uuid::Uuid::new_v4(), WALLET), &key).expect("signed");
+
+    // The request that starts the fetch goes away while it runs (its client disconnected); the
+    // fetch must go on for the others.
+    let first = {
+        let (verifier, token) = (verifier.clone(), token.clone());
+        tokio::spawn(async move { verifier.verify(&token).await.is_ok() })
+    };
+    gavel_test_support::wait_until(
+        "the first request to start the fetch",
+        std::time::Duration::from_secs(10),
+        || fetches.load(Ordering::SeqCst) == 1,
+    )
+    .await;
+    first.abort();
 
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..20 {
