@@ -327,9 +327,6 @@ impl Decider {
         stored: &mut Stored,
         pending: &Pending,
     ) -> Result<Step, StoreError> {
-        if let Some(step) = refuse_at_once(tx, stored, pending).await? {
-            return Ok(step);
-        }
         let mut savepoint = Acquire::begin(&mut *tx).await?;
         match self.decide_one(&mut savepoint, stored, pending).await {
             Ok(step @ Step::Answer(..)) => {
@@ -355,6 +352,9 @@ impl Decider {
         stored: &mut Stored,
         pending: &Pending,
     ) -> Result<Step, StoreError> {
+        if let Some(step) = refuse_at_once(tx, stored, pending).await? {
+            return Ok(step);
+        }
         let bid_id = match claim(
             tx,
             pending.bidder.account,
@@ -451,11 +451,10 @@ impl Decider {
 }
 
 /// A bid the rules refuse (too low, not open, closed, the seller's own) needs no money and no
-/// savepoint: one insert stores its answer under the key, and the lot is untouched. `None` when
-/// the rules would accept it, or the key was used before (the full path then replays its answer
-/// or refuses the reuse). This statement runs outside a savepoint: if it fails (a lost
-/// connection; a deadlock needs one bidder reusing keys across lots at once), the batch fails
-/// with it, and a retry decides afresh.
+/// claim: one insert stores its answer under the key, and the lot is untouched. `None` when the
+/// rules would accept it, or the key was used before (the full path then replays its answer or
+/// refuses the reuse). It runs inside the bid's savepoint like the rest, so a failing insert (a
+/// deadlock with another lot's writer over one bidder's keys) fails this bid alone.
 async fn refuse_at_once(
     tx: &mut PgConnection,
     stored: &Stored,
