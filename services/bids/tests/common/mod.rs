@@ -471,6 +471,22 @@ impl Drop for Engine {
     }
 }
 
+/// The `result` of each bid answer (`?` for an answer without one), asserting that every one is
+/// `accepted` or `too_low`: what a race of plain bids on one lot may answer.
+pub fn raced_results(answers: &[(u16, Value, bool)]) -> Vec<&str> {
+    let results: Vec<&str> = answers
+        .iter()
+        .map(|(_, body, _)| body["result"].as_str().unwrap_or("?"))
+        .collect();
+    assert!(
+        results
+            .iter()
+            .all(|result| ["accepted", "too_low"].contains(result)),
+        "every bid was decided: {results:?}"
+    );
+    results
+}
+
 /// Rules for a lot that is open now and ends in an hour, in wei: start 100, step 10.
 pub fn rules() -> LotRules {
     let now = Utc::now();
