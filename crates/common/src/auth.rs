@@ -163,6 +163,7 @@ impl JwtVerifier {
                 url: url.clone(),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(5))
+                    .pool_idle_timeout(crate::internal::POOL_IDLE)
                     .build()
                     .map_err(AuthConfigError::Client)?,
                 refresh: config.jwks_refresh,
@@ -320,9 +321,7 @@ impl Inner {
 }
 
 async fn fetch_jwks(jwks: &Jwks) -> Result<jsonwebtoken::jwk::JwkSet, reqwest::Error> {
-    jwks.http
-        .get(jwks.url.clone())
-        .send()
+    crate::internal::send_repeatable(jwks.http.get(jwks.url.clone()))
         .await?
         .error_for_status()?
         .json()

@@ -5,6 +5,8 @@
 //! - [`InternalConfig`]: where the internal listener binds and which callers it admits.
 //! - [`Caller`]: the extractor naming the calling service.
 //! - [`ServiceClient`]: the calling side (base URL, token, timeouts, JSON in and out).
+//! - [`POOL_IDLE`] and [`send_repeatable`]: how every client of a Gavel listener keeps and
+//!   reuses connections without losing a request to a connection the server is closing.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -103,6 +105,42 @@ fn default_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
+/// How long a client keeps an unused connection to a Gavel listener. A listener closes a
+/// kept-alive connection that has been silent for its `header_read_timeout` (10 s unless
+/// configured); a client keeping it longer sends requests into connections being closed, and
+/// such a request fails with nothing wrong on either side.
+pub const POOL_IDLE: Duration = Duration::from_secs(4);
+
+/// Whether the server closed the connection before answering: a kept-alive connection it was
+/// closing as the request went out (or a server stopping). The server may have acted on the
+/// request, so only a request safe to repeat may be sent again.
+pub fn closed_before_answer(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Sends `request`, and sends it once more (on a fresh connection) if the server closed the
+/// connection before answering. Only for requests safe to repeat: reads, and changes carrying an
+/// `Idempotency-Key` the server deduplicates by.
+pub async fn send_repeatable(
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let again = request.try_clone();
+    match (request.send().await, again) {
+        (Err(error), Some(again)) if closed_before_answer(&error) => {
+            tracing::debug!(%error, "the connection closed before the answer; sending again");
+            again.send().await
+        }
+        (sent, _) => sent,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     #[error("the service is unreachable")]
@@ -131,6 +169,7 @@ impl ServiceClient {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(POOL_IDLE)
             .build()?;
         Ok(Self {
             http,
@@ -140,7 +179,8 @@ impl ServiceClient {
     }
 
     /// Sends `body` to `path` (with an `Idempotency-Key` when given); returns the status and the
-    /// JSON answer (`null` when the answer is not JSON).
+    /// JSON answer (`null` when the answer is not JSON). A read, or a change with a key, is sent
+    /// again if the connection closed before the answer ([`send_repeatable`]).
     pub async fn send(
         &self,
         method: Method,
@@ -148,6 +188,7 @@ impl ServiceClient {
         key: Option<&str>,
         body: Option<&Value>,
     ) -> Result<(u16, Value), CallError> {
+        let repeatable = key.is_some() || method == Method::GET;
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -158,7 +199,11 @@ impl ServiceClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await?;
+        let response = if repeatable {
+            send_repeatable(request).await?
+        } else {
+            request.send().await?
+        };
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(Value::Null);
         Ok((status, body))

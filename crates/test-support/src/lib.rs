@@ -9,6 +9,7 @@
 pub mod auth;
 mod broker;
 mod chain;
+mod closing;
 mod database;
 mod process;
 mod telegram;
@@ -16,6 +17,7 @@ mod wait;
 
 pub use broker::TestVhost;
 pub use chain::DevChain;
+pub use closing::ClosingPeer;
 pub use database::TestDatabase;
 pub use process::{ServiceProcess, assert_lifecycle};
 pub use telegram::{FakeTelegram, Sent};

@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use gavel_common::internal::send_repeatable;
 use gavel_common::problem::Problem;
 use gavel_messaging::Envelope;
 use gavel_types::LotId;
@@ -137,7 +138,7 @@ impl Upstreams {
     pub fn new(config: UpstreamConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(gavel_common::internal::POOL_IDLE)
             .build()?;
         let bids_in_flight = Arc::new(Semaphore::new(config.max_bids_in_flight.max(1)));
         Ok(Self {
@@ -168,13 +169,13 @@ impl Upstreams {
 
     /// `None` when bids does not know the lot.
     pub async fn snapshot(&self, lot_id: LotId) -> Result<Option<Snapshot>, UpstreamError> {
-        let response = self
-            .http
-            .get(self.bids_url(&format!("/lots/{lot_id}")))
-            .timeout(self.config.timeout)
-            .send()
-            .await
-            .map_err(Self::unreachable)?;
+        let response = send_repeatable(
+            self.http
+                .get(self.bids_url(&format!("/lots/{lot_id}")))
+                .timeout(self.config.timeout),
+        )
+        .await
+        .map_err(Self::unreachable)?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
@@ -203,15 +204,15 @@ impl Upstreams {
         struct Page {
             events: Vec<Envelope>,
         }
-        let response = self
-            .http
-            .get(self.bids_url(&format!(
-                "/lots/{lot_id}/events?since={since}&limit={REPLAY_LIMIT}"
-            )))
-            .timeout(self.config.timeout)
-            .send()
-            .await
-            .map_err(Self::unreachable)?;
+        let response = send_repeatable(
+            self.http
+                .get(self.bids_url(&format!(
+                    "/lots/{lot_id}/events?since={since}&limit={REPLAY_LIMIT}"
+                )))
+                .timeout(self.config.timeout),
+        )
+        .await
+        .map_err(Self::unreachable)?;
         if !response.status().is_success() {
             return Err(UpstreamError::Status {
                 service: "bids",
@@ -254,16 +255,17 @@ impl Upstreams {
         if let Some(max) = bid.max_amount {
             body["max_amount"] = json!(max);
         }
-        let response = self
-            .http
-            .post(self.bids_url(&format!("/lots/{}/bids", bid.lot_id)))
-            .bearer_auth(token)
-            .header("idempotency-key", &bid.id)
-            .json(&body)
-            .timeout(self.config.timeout)
-            .send()
-            .await
-            .map_err(Self::unreachable)?;
+        // The bid's id is its idempotency key: sending it again cannot place it twice.
+        let response = send_repeatable(
+            self.http
+                .post(self.bids_url(&format!("/lots/{}/bids", bid.lot_id)))
+                .bearer_auth(token)
+                .header("idempotency-key", &bid.id)
+                .json(&body)
+                .timeout(self.config.timeout),
+        )
+        .await
+        .map_err(Self::unreachable)?;
         let status = response.status();
         let replayed = response.headers().contains_key("idempotent-replayed");
         if status.is_server_error() {

@@ -334,3 +334,42 @@ async fn the_page_and_photos_are_served_with_protective_headers() {
     );
     let _ = std::fs::remove_dir_all(web);
 }
+
+/// A bid sent on a kept-alive connection `bids` closes as it arrives (idle too long, or `bids`
+/// stopping) is sent again under the same id, and the bidder gets an answer, not an error.
+#[tokio::test]
+async fn a_bid_caught_by_a_closing_connection_is_sent_again_under_its_id() {
+    use gavel_gateway_ws::protocol::Bid;
+    use gavel_gateway_ws::upstream::{BidOutcome, Upstreams};
+    use gavel_test_support::ClosingPeer;
+
+    let bids = ClosingPeer::start().await;
+    let upstreams = Upstreams::new(
+        serde_json::from_value(json!({"bids": bids.url, "lots": bids.url, "wallets": bids.url}))
+            .expect("config"),
+    )
+    .expect("client");
+    let bid = |id: &str| Bid {
+        id: id.to_owned(),
+        lot_id: gavel_types::LotId(uuid::Uuid::now_v7()),
+        amount: "1000".parse().expect("wei"),
+        max_amount: None,
+    };
+    for id in ["bid-1", "bid-2"] {
+        let outcome = upstreams.place("token", &bid(id)).await.expect("answered");
+        assert!(
+            matches!(outcome, BidOutcome::Placed { status: 200, .. }),
+            "{outcome:?}"
+        );
+    }
+    let keys: Vec<_> = bids
+        .heads()
+        .iter()
+        .filter_map(|head| {
+            head.lines()
+                .find_map(|line| line.strip_prefix("idempotency-key: "))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(keys, ["bid-1", "bid-2", "bid-2"]);
+}
