@@ -130,6 +130,13 @@ pub fn parse_column<T: std::str::FromStr>(
     })
 }
 
+/// Whether the database gave up on a lock: a deadlock, a serialization failure or a lock that
+/// was not available. The transaction is lost; running it again may well succeed.
+pub fn is_lock_conflict(error: &sqlx::Error) -> bool {
+    let code = error.as_database_error().and_then(|error| error.code());
+    matches!(code.as_deref(), Some("40P01" | "40001" | "55P03"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

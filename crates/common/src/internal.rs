@@ -189,6 +189,17 @@ impl ServiceClient {
         body: Option<&Value>,
     ) -> Result<(u16, Value), CallError> {
         let repeatable = key.is_some() || method == Method::GET;
+        self.send_as(method, path, key, body, repeatable).await
+    }
+
+    async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+        repeatable: bool,
+    ) -> Result<(u16, Value), CallError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -216,6 +227,17 @@ impl ServiceClient {
         body: &Value,
     ) -> Result<(u16, Value), CallError> {
         self.send(Method::POST, path, key, Some(body)).await
+    }
+
+    /// Posts a change the server deduplicates by keys inside `body` (a batch whose items carry
+    /// their own keys): safe to send again like a keyed one.
+    pub async fn post_keyed_inside(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, Value), CallError> {
+        self.send_as(Method::POST, path, None, Some(body), true)
+            .await
     }
 
     pub async fn get(&self, path: &str) -> Result<(u16, Value), CallError> {

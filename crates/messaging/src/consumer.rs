@@ -73,11 +73,9 @@ impl HandlerError {
         let Self::Transient(error) = self else {
             return false;
         };
-        let code = error
+        error
             .downcast_ref::<sqlx::Error>()
-            .and_then(sqlx::Error::as_database_error)
-            .and_then(|error| error.code());
-        matches!(code.as_deref(), Some("40P01" | "40001" | "55P03"))
+            .is_some_and(gavel_common::db::is_lock_conflict)
     }
 }
 

@@ -1,8 +1,9 @@
 //! Delivering queued hold releases to `wallets` until it confirms each one.
 //!
 //! A batch is claimed in one short statement (each row's next attempt pushed past a lease, so
-//! another replica does not take it meanwhile); the calls to `wallets` run with no transaction
-//! open. A release that fails is retried with exponential backoff; after `max_attempts` it is
+//! another replica does not take it meanwhile) and sent to `wallets` in one request, which does
+//! them in one transaction, each answered on its own; the call runs with no transaction open
+//! here, and the delivered rows are deleted in one statement. A release that fails is retried with exponential backoff; after `max_attempts` it is
 //! parked with its last error, counted in `gavel_bids_releases_parked`, for an operator. Failing
 //! rows never block the others: a batch takes only the rows that are due.
 
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use crate::config::ReleaseConfig;
-use crate::wallets::Wallets;
+use crate::wallets::{Release, Wallets, WalletsError};
 
 /// How long a claimed release is reserved for the replica that claimed it.
 const LEASE: Duration = Duration::from_secs(30);
@@ -108,7 +109,8 @@ impl Releases {
         Ok(())
     }
 
-    /// Claims the releases that are due and sends each; returns how many were claimed.
+    /// Claims the releases that are due and sends them to `wallets` in one request; returns
+    /// how many were claimed.
     pub async fn deliver(&self) -> Result<usize, sqlx::Error> {
         let rows: Vec<(i64, String, uuid::Uuid, uuid::Uuid, i32)> = sqlx::query_as(
             "UPDATE pending_releases SET next_attempt_at = now() + make_interval(secs => $1)
@@ -122,6 +124,7 @@ impl Releases {
         .fetch_all(&self.pool)
         .await?;
         let claimed = rows.len();
+        let mut due = Vec::with_capacity(claimed);
         for (id, wallet, lot_id, bid_id, attempts) in rows {
             let Ok(wallet) = wallet.parse::<EthAddress>() else {
                 // No retry can make this row deliverable.
@@ -129,46 +132,84 @@ impl Releases {
                     .await?;
                 continue;
             };
-            let sent = self
-                .wallets
-                .release(
-                    wallet,
-                    LotId(lot_id),
-                    BidId(bid_id),
-                    &format!("release-{id}"),
-                )
-                .await;
-            match sent {
-                Ok(()) => {
-                    sqlx::query("DELETE FROM pending_releases WHERE id = $1")
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                    self.metrics.delivered.inc();
-                }
-                Err(error) => {
-                    self.metrics.failed.inc();
-                    let reason = gavel_common::error_chain(&error);
-                    if attempts + 1 >= self.config.max_attempts {
-                        self.park(id, attempts + 1, &reason).await?;
-                    } else {
-                        warn!(id, attempt = attempts + 1, error = %reason, "hold release not delivered; will retry");
-                        sqlx::query(
-                            "UPDATE pending_releases SET attempts = $2, last_error = $3,
-                                 next_attempt_at = now() + make_interval(secs => $4)
-                             WHERE id = $1",
-                        )
-                        .bind(id)
-                        .bind(attempts + 1)
-                        .bind(&reason)
-                        .bind(self.config.backoff(attempts).as_secs_f64())
-                        .execute(&self.pool)
-                        .await?;
-                    }
-                }
+            let release = Release {
+                key: format!("release-{id}"),
+                wallet,
+                lot_id: LotId(lot_id),
+                bid_id: BidId(bid_id),
+            };
+            due.push((id, attempts, release));
+        }
+        if due.is_empty() {
+            return Ok(claimed);
+        }
+        let outcomes = self.send(&due).await;
+        let delivered: Vec<i64> = due
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|((id, ..), _)| *id)
+            .collect();
+        sqlx::query("DELETE FROM pending_releases WHERE id = ANY($1)")
+            .bind(&delivered)
+            .execute(&self.pool)
+            .await?;
+        self.metrics.delivered.inc_by(delivered.len() as u64);
+        for ((id, attempts, _), outcome) in due.iter().zip(outcomes) {
+            if let Err(reason) = outcome {
+                self.failed(*id, *attempts, &reason).await?;
             }
         }
         Ok(claimed)
+    }
+
+    /// Sends `due` in one request, or one by one to a `wallets` without the batch route (older
+    /// than this replica, during an upgrade); the outcome of each, in order.
+    async fn send(&self, due: &[(i64, i32, Release)]) -> Vec<Result<(), String>> {
+        let releases: Vec<Release> = due.iter().map(|(.., release)| release.clone()).collect();
+        match self.wallets.release_many(&releases).await {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .map(|outcome| outcome.map_err(|error| gavel_common::error_chain(&error)))
+                .collect(),
+            Err(WalletsError::Unexpected { status: 404, .. }) => {
+                let mut outcomes = Vec::with_capacity(releases.len());
+                for release in &releases {
+                    outcomes.push(
+                        self.wallets
+                            .release(release.wallet, release.lot_id, release.bid_id, &release.key)
+                            .await
+                            .map_err(|error| gavel_common::error_chain(&error)),
+                    );
+                }
+                outcomes
+            }
+            Err(error) => {
+                let reason = gavel_common::error_chain(&error);
+                releases.iter().map(|_| Err(reason.clone())).collect()
+            }
+        }
+    }
+
+    /// Counts a failed attempt of release `id`: retried after a backoff, or parked.
+    async fn failed(&self, id: i64, attempts: i32, reason: &str) -> Result<(), sqlx::Error> {
+        self.metrics.failed.inc();
+        if attempts + 1 >= self.config.max_attempts {
+            return self.park(id, attempts + 1, reason).await;
+        }
+        warn!(id, attempt = attempts + 1, error = %reason, "hold release not delivered; will retry");
+        sqlx::query(
+            "UPDATE pending_releases SET attempts = $2, last_error = $3,
+                 next_attempt_at = now() + make_interval(secs => $4)
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(attempts + 1)
+        .bind(reason)
+        .bind(self.config.backoff(attempts).as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn park(&self, id: i64, attempts: i32, reason: &str) -> Result<(), sqlx::Error> {

@@ -49,6 +49,25 @@ pub struct Restore {
     pub bid_id: BidId,
 }
 
+/// A release of the hold on `wallet` for `lot_id` if it still backs `bid_id`, under `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Release {
+    pub key: String,
+    pub wallet: EthAddress,
+    pub lot_id: LotId,
+    pub bid_id: BidId,
+}
+
+/// What `wallets`' answer to a release means.
+fn released(status: u16, body: &Value) -> Result<(), WalletsError> {
+    match status {
+        200 => Ok(()),
+        // A captured hold means the lot sold to this wallet: nothing for us to release.
+        409 if body["code"] == "hold_captured" => Ok(()),
+        status => Err(unexpected(status, body)),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Wallets {
     client: ServiceClient,
@@ -107,16 +126,53 @@ impl Wallets {
         key: &str,
     ) -> Result<(), WalletsError> {
         let body = json!({"wallet": wallet, "lot_id": lot_id, "bid_id": bid_id});
-        match self
+        let (status, body) = self
             .client
             .post("/internal/holds/release", Some(key), &body)
-            .await?
-        {
-            // A captured hold means the lot sold to this wallet: nothing for us to release.
-            (200, _) => Ok(()),
-            (409, body) if body["code"] == "hold_captured" => Ok(()),
-            (status, body) => Err(unexpected(status, &body)),
+            .await?;
+        released(status, &body)
+    }
+
+    /// Sends `releases` (at most 100) in one request, done in one transaction in `wallets`; each
+    /// is answered as if sent alone with its key. `Err` means none is known to be done.
+    pub async fn release_many(
+        &self,
+        releases: &[Release],
+    ) -> Result<Vec<Result<(), WalletsError>>, WalletsError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            key: String,
+            status: u16,
+            body: Value,
         }
+        #[derive(Deserialize)]
+        struct Answers {
+            results: Vec<Answer>,
+        }
+        let body = json!({ "releases": releases });
+        let (status, body) = self
+            .client
+            .post_keyed_inside("/internal/holds/releases", &body)
+            .await?;
+        let answers = match status {
+            200 => serde_json::from_value::<Answers>(body.clone())
+                .ok()
+                .filter(|answers| {
+                    answers.results.len() == releases.len()
+                        && answers
+                            .results
+                            .iter()
+                            .zip(releases)
+                            .all(|(answer, release)| answer.key == release.key)
+                })
+                .ok_or_else(|| unexpected(200, &body))?,
+            status => return Err(unexpected(status, &body)),
+        };
+        Ok(answers
+            .results
+            .into_iter()
+            .map(|answer| released(answer.status, &answer.body))
+            .collect())
     }
 
     /// Holds whose bid has been unconfirmed for longer than `older_than`, oldest first.

@@ -270,6 +270,158 @@ async fn failing_releases_are_parked_and_never_block_the_others() {
     engine.stop().await;
 }
 
+/// The releases due go to `wallets` in one request (one transaction there); one that `wallets`
+/// fails to do waits for its retry alone while the others are done and forgotten.
+#[tokio::test]
+async fn releases_go_in_one_request_and_one_that_fails_waits_alone() {
+    let world = world(Duration::from_secs(3600)).await;
+    let engine = world.engine().await;
+    let mut lots = Vec::new();
+    for _ in 0..3 {
+        lots.push(world.create_lot(&engine, rules(), AccountId::new()).await);
+    }
+    // Releasing the hold on the last lot fails inside `wallets`' database.
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'this release fails'; END $$;
+         CREATE TRIGGER refuse_release BEFORE UPDATE ON holds FOR EACH ROW
+         WHEN (NEW.lot_id = '{}' AND NEW.status = 'released') EXECUTE FUNCTION refuse_release();",
+        lots[2]
+    ))
+    .execute(&world.wallets_db.pool)
+    .await
+    .expect("the failing release");
+    let (first, second) = (world.bidder("1000").await, world.bidder("1000").await);
+    for (at, lot) in lots.iter().enumerate() {
+        let (outbid, leading) = (format!("first-{at}"), format!("second-{at}"));
+        assert_eq!(
+            world.bid(&engine, &first, *lot, &outbid, 100, None).await.0,
+            201
+        );
+        assert_eq!(
+            world
+                .bid(&engine, &second, *lot, &leading, 200, None)
+                .await
+                .0,
+            201
+        );
+    }
+    let leader_only = vec![(second.wallet.to_string(), "200".to_owned())];
+    wait_until_async("the first two releases to be done", DEADLINE, || async {
+        world.active_holds(lots[0]).await == leader_only
+            && world.active_holds(lots[1]).await == leader_only
+    })
+    .await;
+    wait_until_async(
+        "the failed release to wait for its retry",
+        DEADLINE,
+        || async {
+            world
+                .scalar::<i64>(
+                    "SELECT count(*) FROM pending_releases
+                 WHERE attempts >= 1 AND last_error LIKE '%500%' AND parked_at IS NULL",
+                )
+                .await
+                == 1
+        },
+    )
+    .await;
+    assert_eq!(
+        world
+            .scalar::<i64>("SELECT count(*) FROM pending_releases")
+            .await,
+        1,
+        "the releases done are forgotten"
+    );
+    assert_eq!(world.active_holds(lots[2]).await.len(), 2);
+    let metrics = reqwest::get(format!("{}/metrics", world.wallets.admin))
+        .await
+        .expect("wallets' metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("route=\"/internal/holds/releases\""),
+        "the batch route was used"
+    );
+    assert!(
+        !metrics.contains("route=\"/internal/holds/release\""),
+        "no release went alone"
+    );
+
+    sqlx::raw_sql("DROP TRIGGER refuse_release ON holds")
+        .execute(&world.wallets_db.pool)
+        .await
+        .expect("the fault removed");
+    wait_until_async("the retried release to be done", DEADLINE, || async {
+        world.active_holds(lots[2]).await == leader_only
+    })
+    .await;
+    engine.stop().await;
+}
+
+/// During an upgrade `bids` may run before `wallets` has the batch route: releases then go one
+/// by one. (The older `wallets` is the real one behind a proxy that does not know the route.)
+#[tokio::test]
+async fn releases_go_one_by_one_to_a_wallets_without_the_batch_route() {
+    use axum::extract::{Request, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    let world = world(Duration::from_secs(3600)).await;
+    async fn older_wallets(
+        State(upstream): State<String>,
+        request: Request,
+    ) -> axum::response::Response {
+        if request.uri().path() == "/internal/holds/releases" {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"code": "not_found"})),
+            )
+                .into_response();
+        }
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.expect("body");
+        let answer = reqwest::Client::new()
+            .request(parts.method, format!("{upstream}{}", parts.uri))
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .expect("wallets answers");
+        let status = answer.status();
+        let body = answer.bytes().await.expect("body");
+        (status, [("content-type", "application/json")], body).into_response()
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy = format!("http://{}", listener.local_addr().expect("address"));
+    let router = axum::Router::new()
+        .fallback(older_wallets)
+        .with_state(world.wallets.internal.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut config = world.config(1000);
+    config.wallets.url = proxy.parse().expect("url");
+    let engine = world.engine_with(config, Default::default()).await;
+    let lot = world.create_lot(&engine, rules(), AccountId::new()).await;
+    let (first, second) = (world.bidder("1000").await, world.bidder("1000").await);
+    assert_eq!(world.bid(&engine, &first, lot, "1", 100, None).await.0, 201);
+    assert_eq!(
+        world.bid(&engine, &second, lot, "2", 200, None).await.0,
+        201
+    );
+    wait_until_async("the displaced hold to be released", DEADLINE, || async {
+        world.active_holds(lot).await == [(second.wallet.to_string(), "200".to_owned())]
+            && world
+                .scalar::<i64>("SELECT count(*) FROM pending_releases")
+                .await
+                == 0
+    })
+    .await;
+    engine.stop().await;
+}
+
 /// Scenario 7: a wallet unlinked from the account cannot back its bids, even with a token
 /// minted while it was linked.
 #[tokio::test]

@@ -462,3 +462,147 @@ async fn a_wallet_not_linked_to_the_bidding_account_backs_nothing() {
     assert!(app.holds(&format!("wallet={wallet}")).await.is_empty());
     app.stop().await;
 }
+
+/// A batch of releases is done in one transaction, each release answered as if sent alone with
+/// its key: one that fails (a reused key, a captured hold, a failing statement) spoils none of
+/// the others, and the batch sent again replays what was done.
+#[tokio::test]
+async fn a_batch_of_releases_answers_each_as_if_sent_alone() {
+    let app = spawn().await;
+    let (alice, bob) = (
+        funded_wallet(&app.chain, &(10 * ETHER).to_string()).await,
+        funded_wallet(&app.chain, &(10 * ETHER).to_string()).await,
+    );
+    let (alice, bob) = (
+        alice.address().to_checksum(None),
+        bob.address().to_checksum(None),
+    );
+    let lots: Vec<LotId> = (0..5).map(|_| LotId::new()).collect();
+    let bids: Vec<BidId> = (0..5).map(|_| BidId::new()).collect();
+    let owners = [&alice, &alice, &bob, &alice, &bob];
+    for (at, owner) in owners.iter().enumerate() {
+        let body = json!({"wallet": owner, "lot_id": lots[at], "amount": ETHER.to_string(), "bid_id": bids[at]});
+        assert_eq!(app.hold("place", &format!("p-{at}"), body).await.0, 200);
+    }
+    let capture = json!({"wallet": alice, "lot_id": lots[3], "amount": ETHER.to_string()});
+    assert_eq!(app.hold("capture", "c-3", capture).await.0, 200);
+    // Lot 1's hold is released alone under a key the batch then reuses for something else.
+    let alone = json!({"wallet": alice, "lot_id": lots[1], "bid_id": bids[1]});
+    assert_eq!(app.hold("release", "r-1", alone).await.0, 200);
+    // Releasing lot 4's hold fails inside the database.
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'this release fails'; END $$;
+         CREATE TRIGGER refuse_release BEFORE UPDATE ON holds FOR EACH ROW
+         WHEN (NEW.lot_id = '{}') EXECUTE FUNCTION refuse_release();",
+        lots[4]
+    ))
+    .execute(&app.db.pool)
+    .await
+    .expect("the failing release");
+
+    let batch = json!([
+        {"key": "r-0", "wallet": alice, "lot_id": lots[0], "bid_id": bids[0]},
+        {"key": "r-1", "wallet": alice, "lot_id": lots[0], "bid_id": bids[0]},
+        {"key": "r-2", "wallet": bob, "lot_id": lots[2], "bid_id": bids[2]},
+        {"key": "r-3", "wallet": alice, "lot_id": lots[3], "bid_id": bids[3]},
+        {"key": "r-4", "wallet": bob, "lot_id": lots[4], "bid_id": bids[4]},
+        {"key": "r-stale", "wallet": bob, "lot_id": lots[2], "bid_id": BidId::new()},
+    ]);
+    let (status, answer) = app.releases(batch.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().expect("results");
+    let summary: Vec<(&str, u64, Option<&str>, Option<&str>)> = results
+        .iter()
+        .map(|result| {
+            (
+                result["key"].as_str().unwrap_or_default(),
+                result["status"].as_u64().unwrap_or_default(),
+                result["body"]["code"].as_str(),
+                result["body"]["hold"]["status"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("r-0", 200, None, Some("released")),
+            ("r-1", 409, Some("idempotency_key_reused"), None),
+            ("r-2", 200, None, Some("released")),
+            ("r-3", 409, Some("hold_captured"), None),
+            ("r-4", 500, Some("internal"), None),
+            // Lot 2's hold was released just before, in this batch; a release naming another
+            // bid finds nothing active.
+            ("r-stale", 200, None, Some("released")),
+        ],
+        "{answer}"
+    );
+    let status_of = |holds: &[Value], lot: LotId| {
+        holds
+            .iter()
+            .find(|hold| hold["lot_id"] == json!(lot))
+            .map(|hold| hold["status"].clone())
+    };
+    let holds = app.holds("").await;
+    let states: Vec<_> = lots.iter().map(|lot| status_of(&holds, *lot)).collect();
+    assert_eq!(
+        states,
+        ["released", "released", "released", "captured", "active"]
+            .map(|status| Some(json!(status))),
+    );
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT idempotency_key FROM hold_requests ORDER BY idempotency_key")
+            .fetch_all(&app.db.pool)
+            .await
+            .expect("stored answers");
+    assert!(
+        !stored.iter().any(|key| key.ends_with(":r-4")),
+        "the failed release stored nothing: {stored:?}"
+    );
+
+    // Sent again: what was done is replayed; the failed one fails again, until it can succeed.
+    let (_, again) = app.releases(batch.clone()).await;
+    assert_eq!(again["results"][0]["replayed"], true);
+    assert_eq!(again["results"][0]["body"], results[0]["body"]);
+    assert_eq!(again["results"][4]["status"], 500);
+    sqlx::raw_sql("DROP TRIGGER refuse_release ON holds")
+        .execute(&app.db.pool)
+        .await
+        .expect("the fault removed");
+    let (_, healed) = app.releases(batch).await;
+    assert_eq!(
+        (
+            &healed["results"][4]["status"],
+            &healed["results"][4]["body"]["hold"]["status"]
+        ),
+        (&json!(200), &json!("released")),
+        "{healed}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_releases_is_refused_whole_when_malformed() {
+    let app = spawn().await;
+    let release = |key: &str| json!({"key": key, "wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "lot_id": LotId::new()});
+    let too_many: Vec<Value> = (0..101).map(|at| release(&format!("k-{at}"))).collect();
+    for (batch, field) in [
+        (json!([]), "releases"),
+        (json!(too_many), "releases"),
+        (json!([release("twice"), release("twice")]), "releases"),
+        (json!([release("a key with spaces")]), "Idempotency-Key"),
+    ] {
+        let (status, problem) = app.releases(batch).await;
+        assert_eq!(
+            (status, problem["field"].as_str()),
+            (400, Some(field)),
+            "{problem}"
+        );
+    }
+    let holds: i64 = sqlx::query_scalar("SELECT count(*) FROM hold_requests")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(holds, 0, "nothing was done");
+    app.stop().await;
+}

@@ -47,7 +47,7 @@ impl ApiError {
         }
     }
 
-    fn problem(&self) -> Problem {
+    pub(crate) fn problem(&self) -> Problem {
         match self {
             Self::Invalid { field, detail } => Problem::invalid(*field, detail.clone()),
             Self::SignIn(error) if error.is_malformed() => {

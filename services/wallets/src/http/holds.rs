@@ -1,6 +1,7 @@
 //! The internal holds API, for `bids`: place/raise, release, capture, each idempotent by the
-//! `Idempotency-Key` header (scoped to the calling service); a listing; and the repair of holds
-//! whose bid is unconfirmed (`bids` reads them and sends its verdict on each).
+//! `Idempotency-Key` header (scoped to the calling service); releases in batches, each with its
+//! own key; a listing; and the repair of holds whose bid is unconfirmed (`bids` reads them and
+//! sends its verdict on each).
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use gavel_common::extract;
 use gavel_common::extract::Query;
-use gavel_common::idempotency::IdempotencyKey;
+use gavel_common::idempotency::{IdempotencyKey, StoredAnswer};
 use gavel_common::internal::Caller;
 use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,98 @@ pub async fn release(
     execute(&state, &caller, &key, &operation, None).await
 }
 
+/// One release of a batch, with the idempotency key it would carry on its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyedRelease {
+    key: String,
+    wallet: EthAddress,
+    lot_id: LotId,
+    #[serde(default)]
+    bid_id: Option<BidId>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasesRequest {
+    releases: Vec<KeyedRelease>,
+}
+
+/// The answer to one release of a batch: what `POST /internal/holds/release` with its key would
+/// have answered.
+#[derive(Debug, Serialize)]
+pub struct KeyedAnswer {
+    key: String,
+    status: u16,
+    body: serde_json::Value,
+    replayed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReleasesResponse {
+    results: Vec<KeyedAnswer>,
+}
+
+/// Up to [`ledger::MAX_BATCH`] releases in one transaction and one commit, each as if sent alone
+/// with its key (the same key replays, here or on the single route). One that fails is answered
+/// with its own problem and leaves the others standing; a 5xx for the whole request means none
+/// was done.
+pub async fn release_many(
+    State(state): State<AppState>,
+    caller: Caller,
+    extract::Json(request): extract::Json<ReleasesRequest>,
+) -> Result<Json<ReleasesResponse>, ApiError> {
+    if request.releases.is_empty() || request.releases.len() > ledger::MAX_BATCH {
+        return Err(ApiError::invalid(
+            "releases",
+            format!("from 1 to {} releases", ledger::MAX_BATCH),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut operations = Vec::with_capacity(request.releases.len());
+    for KeyedRelease {
+        key,
+        wallet,
+        lot_id,
+        bid_id,
+    } in request.releases
+    {
+        let key = IdempotencyKey::parse(&key).map_err(ApiError::Problem)?;
+        if !seen.insert(key.0.clone()) {
+            return Err(ApiError::invalid(
+                "releases",
+                format!("the key {:?} appears more than once", key.0),
+            ));
+        }
+        let operation = Operation::Release {
+            wallet,
+            lot_id,
+            bid_id,
+        };
+        operations.push((format!("{}:{}", caller.0, key.0), operation));
+    }
+    let answers = ledger::execute_many(&state.pool, &operations).await?;
+    let prefix = caller.0.len() + 1;
+    let results = operations
+        .iter()
+        .zip(answers)
+        .map(|((scoped, operation), answer)| {
+            state.metrics.hold(operation.name(), outcome(&answer));
+            let answer = answer.unwrap_or_else(|error| {
+                let problem = ledger_error(error).problem();
+                StoredAnswer::fresh(problem.status().as_u16(), problem.to_json())
+            });
+            KeyedAnswer {
+                key: scoped[prefix..].to_owned(),
+                status: answer.status,
+                body: answer.body,
+                replayed: answer.replayed,
+            }
+        })
+        .collect();
+    Ok(Json(ReleasesResponse { results }))
+}
+
 pub async fn capture(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,13 +200,17 @@ async fn execute(
 ) -> Result<Response, ApiError> {
     let scoped = format!("{}:{}", caller.0, key.as_str());
     let answer = ledger::execute(&state.pool, &scoped, operation, balance).await;
-    let outcome = match &answer {
+    state.metrics.hold(operation.name(), outcome(&answer));
+    Ok(answer.map_err(ledger_error)?.into_response())
+}
+
+/// An operation's outcome as the holds metric counts it.
+fn outcome(answer: &Result<StoredAnswer, LedgerError>) -> Result<&StoredAnswer, &'static str> {
+    match answer {
         Ok(answer) => Ok(answer),
         Err(LedgerError::KeyReused) => Err("idempotency_key_reused"),
         Err(_) => Err("error"),
-    };
-    state.metrics.hold(operation.name(), outcome);
-    Ok(answer.map_err(ledger_error)?.into_response())
+    }
 }
 
 fn ledger_error(error: LedgerError) -> ApiError {

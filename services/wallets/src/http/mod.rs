@@ -74,6 +74,7 @@ pub fn internal_router(state: AppState) -> Router {
         .route("/internal/holds", get(holds::list))
         .route("/internal/holds/place", post(holds::place))
         .route("/internal/holds/release", post(holds::release))
+        .route("/internal/holds/releases", post(holds::release_many))
         .route("/internal/holds/capture", post(holds::capture))
         .route("/internal/holds/unconfirmed", get(holds::unconfirmed))
         .route("/internal/holds/verdict", post(holds::verdict))

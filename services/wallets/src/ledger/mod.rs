@@ -23,7 +23,7 @@ use gavel_common::db::{CorruptValue, parse_column};
 use gavel_common::idempotency::StoredAnswer;
 use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
 use serde_json::{Value, json};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -44,17 +44,90 @@ pub async fn execute(
     operation: &Operation,
     balance: Option<Wei>,
 ) -> Result<StoredAnswer, LedgerError> {
-    let fingerprint = operation.fingerprint();
     let mut tx = pool.begin().await?;
-    lock_wallet(&mut tx, operation.wallet()).await?;
+    let answer = execute_in(&mut tx, key, operation, balance).await?;
+    if answer.replayed {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(answer)
+}
+
+/// How many operations [`execute_many`] takes at once.
+pub const MAX_BATCH: usize = 100;
+
+/// Runs each operation once per its key, all in one transaction with one commit: each in a
+/// savepoint of its own, so one that fails (a reused key, a failing statement) leaves the others
+/// standing. The answers come in the order given. Wallets are locked in address order, so two
+/// batches never wait on each other in a circle; a batch the database still chose as a deadlock's
+/// victim (against a consumer's batch) is run again, up to three times.
+pub async fn execute_many(
+    pool: &PgPool,
+    operations: &[(String, Operation)],
+) -> Result<Vec<Result<StoredAnswer, LedgerError>>, sqlx::Error> {
+    let mut order: Vec<usize> = (0..operations.len()).collect();
+    order.sort_by_key(|&at| (operations[at].1.wallet().to_lowercase_hex(), at));
+    let mut attempt = 1;
+    loop {
+        match execute_in_order(pool, operations, &order).await {
+            Err(error) if attempt < 3 && gavel_common::db::is_lock_conflict(&error) => {
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn execute_in_order(
+    pool: &PgPool,
+    operations: &[(String, Operation)],
+    order: &[usize],
+) -> Result<Vec<Result<StoredAnswer, LedgerError>>, sqlx::Error> {
+    let mut answers: Vec<Option<Result<StoredAnswer, LedgerError>>> =
+        operations.iter().map(|_| None).collect();
+    let mut tx = pool.begin().await?;
+    for &at in order {
+        let (key, operation) = &operations[at];
+        let mut savepoint = Acquire::begin(&mut *tx).await?;
+        match execute_in(&mut savepoint, key, operation, None).await {
+            // A lock conflict dooms the whole transaction: run the batch again.
+            Err(LedgerError::Database(error)) if gavel_common::db::is_lock_conflict(&error) => {
+                return Err(error);
+            }
+            answer => {
+                if matches!(&answer, Ok(answer) if !answer.replayed) {
+                    savepoint.commit().await?;
+                } else {
+                    savepoint.rollback().await?;
+                }
+                answers[at] = Some(answer);
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(answers
+        .into_iter()
+        .map(|answer| answer.expect("every operation ran"))
+        .collect())
+}
+
+/// Runs `operation` once per `key` in `connection`'s transaction, under the wallet's lock.
+async fn execute_in(
+    connection: &mut PgConnection,
+    key: &str,
+    operation: &Operation,
+    balance: Option<Wei>,
+) -> Result<StoredAnswer, LedgerError> {
+    let fingerprint = operation.fingerprint();
+    lock_wallet(connection, operation.wallet()).await?;
     let previous: Option<(String, i16, Value)> = sqlx::query_as(
         "SELECT fingerprint, status_code, response FROM hold_requests WHERE idempotency_key = $1",
     )
     .bind(key)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *connection)
     .await?;
     if let Some((stored, status, body)) = previous {
-        tx.rollback().await?;
         if stored != fingerprint {
             return Err(LedgerError::KeyReused);
         }
@@ -81,18 +154,18 @@ pub async fn execute(
                 amount: *amount,
                 bid_id: *bid_id,
             };
-            place(&mut tx, &placement, balance).await?
+            place(&mut *connection, &placement, balance).await?
         }
         Operation::Release {
             wallet,
             lot_id,
             bid_id,
-        } => release(&mut tx, *wallet, *lot_id, *bid_id).await?,
+        } => release(&mut *connection, *wallet, *lot_id, *bid_id).await?,
         Operation::Capture {
             wallet,
             lot_id,
             amount,
-        } => capture(&mut tx, *wallet, *lot_id, *amount, None).await?,
+        } => capture(&mut *connection, *wallet, *lot_id, *amount, None).await?,
     };
     let (status, body) = match outcome {
         Ok(body) => (200u16, body),
@@ -111,13 +184,12 @@ pub async fn execute(
         Operation::Place { bid_id, .. } => Some(bid_id.0),
         _ => None,
     })
-    .execute(&mut *tx)
+    .execute(&mut *connection)
     .await?;
     if stored.rows_affected() == 0 {
         // The same key, used concurrently for another wallet, committed first.
         return Err(LedgerError::KeyReused);
     }
-    tx.commit().await?;
     Ok(StoredAnswer::fresh(status, body))
 }
 

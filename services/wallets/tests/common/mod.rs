@@ -220,6 +220,20 @@ impl TestApp {
         )
     }
 
+    /// `POST /internal/holds/releases` with `releases` as the batch.
+    pub async fn releases(&self, releases: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/internal/holds/releases", self.internal))
+            .bearer_auth(BIDS_TOKEN)
+            .json(&json!({ "releases": releases }))
+            .send()
+            .await
+            .expect("served");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn holds(&self, query: &str) -> Vec<Value> {
         let response = self
             .client
