@@ -1,5 +1,5 @@
-//! The business metrics of `wallets`: hold requests by operation and outcome, payments, and how
-//! the Ethereum node answers. Every label value is one of a fixed list, zero from the start.
+//! The business metrics of `wallets`: hold requests by operation and outcome, batches of
+//! releases by path, payments, and how the Ethereum node answers. Every label value is one of a fixed list, zero from the start.
 
 use std::time::Instant;
 
@@ -37,6 +37,7 @@ pub const CHAIN_OPERATIONS: &[&str] = &["balance", "payment"];
 #[derive(Clone, Debug)]
 pub struct WalletMetrics {
     holds: IntCounterVec,
+    release_batches: IntCounterVec,
     payments: IntCounterVec,
     sign_ins: IntCounterVec,
 }
@@ -56,6 +57,13 @@ impl WalletMetrics {
                 holds.with_label_values(&[operation, outcome]);
             }
         }
+        let release_batches = counter_vec(
+            "release_batches_total",
+            "Batches of releases from bids, by how they were done: together (a few statements \
+             for the batch) or one_at_a_time (after the set-based path failed).",
+            "path",
+            &["together", "one_at_a_time"],
+        );
         let payments = counter_vec(
             "payments_total",
             "Won lots' payments by how they ended.",
@@ -69,10 +77,12 @@ impl WalletMetrics {
             SIGN_IN_OUTCOMES,
         );
         metrics.register(holds.clone());
+        metrics.register(release_batches.clone());
         metrics.register(payments.clone());
         metrics.register(sign_ins.clone());
         Self {
             holds,
+            release_batches,
             payments,
             sign_ins,
         }
@@ -85,6 +95,16 @@ impl WalletMetrics {
             "error"
         };
         self.sign_ins.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts one batch of releases, done together or one at a time.
+    pub fn release_batch(&self, together: bool) {
+        let path = if together {
+            "together"
+        } else {
+            "one_at_a_time"
+        };
+        self.release_batches.with_label_values(&[path]).inc();
     }
 
     /// Counts one answered hold request.

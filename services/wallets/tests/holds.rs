@@ -578,6 +578,15 @@ async fn a_batch_of_releases_answers_each_as_if_sent_alone() {
         (&json!(200), &json!("released")),
         "{healed}"
     );
+    // With the fault the batch was done one release at a time; without it, together.
+    let name = "gavel_release_batches_total";
+    assert_eq!(
+        (
+            app.metric(name, &["one_at_a_time"]).await,
+            app.metric(name, &["together"]).await
+        ),
+        (2.0, 1.0)
+    );
     app.stop().await;
 }
 
@@ -605,4 +614,103 @@ async fn a_batch_of_releases_is_refused_whole_when_malformed() {
         .expect("count");
     assert_eq!(holds, 0, "nothing was done");
     app.stop().await;
+}
+
+/// The set-based path of a batch answers, and leaves the holds, exactly as the same releases
+/// sent one by one to the single route: the same scripted releases go one by one to one
+/// `wallets` and as one batch to another, over the same wallets, lots and bids.
+#[tokio::test]
+async fn a_batch_of_releases_ends_as_the_same_releases_sent_one_by_one() {
+    let (alone, together) = (spawn().await, spawn().await);
+    let (first, second) = (
+        funded_wallet(&alone.chain, &(10 * ETHER).to_string()).await,
+        funded_wallet(&alone.chain, &(10 * ETHER).to_string()).await,
+    );
+    let (first, second) = (
+        first.address().to_checksum(None),
+        second.address().to_checksum(None),
+    );
+    for wallet in [&first, &second] {
+        together
+            .chain
+            .set_balance(wallet, &(10 * ETHER).to_string())
+            .await;
+    }
+    let lots: Vec<LotId> = (0..5).map(|_| LotId::new()).collect();
+    let bids: Vec<BidId> = (0..7).map(|_| BidId::new()).collect();
+    for app in [&alone, &together] {
+        let places = [
+            (&first, 0, 0),
+            (&second, 0, 1),
+            (&first, 1, 2),
+            (&first, 2, 3),
+            (&second, 3, 4),
+            (&second, 3, 5),
+        ];
+        for (at, (wallet, lot, bid)) in places.into_iter().enumerate() {
+            let amount = (1 + at as u128) * ETHER;
+            let body = json!({"wallet": wallet, "lot_id": lots[lot], "amount": amount.to_string(), "bid_id": bids[bid]});
+            let (status, answer, _) = app.hold("place", &format!("p-{at}"), body).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+        let capture = json!({"wallet": first, "lot_id": lots[2], "amount": ETHER.to_string()});
+        assert_eq!(app.hold("capture", "c", capture).await.0, 200);
+        let earlier = json!({"wallet": first, "lot_id": lots[1], "bid_id": bids[2]});
+        assert_eq!(app.hold("release", "r-earlier", earlier).await.0, 200);
+    }
+    let script = json!([
+        {"key": "r-0", "wallet": first, "lot_id": lots[0], "bid_id": bids[0]},
+        // The same hold again under another key: already released.
+        {"key": "r-1", "wallet": first, "lot_id": lots[0], "bid_id": bids[0]},
+        // A release for a bid the hold no longer backs, then one for the bid it backs.
+        {"key": "r-2", "wallet": second, "lot_id": lots[3], "bid_id": bids[4]},
+        {"key": "r-3", "wallet": second, "lot_id": lots[3], "bid_id": bids[5]},
+        {"key": "r-4", "wallet": first, "lot_id": lots[2], "bid_id": bids[3]},
+        {"key": "r-5", "wallet": second, "lot_id": lots[4]},
+        {"key": "r-earlier", "wallet": first, "lot_id": lots[0]},
+        {"key": "r-6", "wallet": second, "lot_id": lots[0]},
+        {"key": "r-7", "wallet": first, "lot_id": lots[1], "bid_id": bids[2]},
+    ]);
+    let releases = script.as_array().expect("script");
+    let mut expected = Vec::new();
+    for release in releases {
+        let mut body = release.clone();
+        let key = body["key"].as_str().expect("key").to_owned();
+        body.as_object_mut().expect("object").remove("key");
+        let (status, body, replayed) = alone.hold("release", &key, body).await;
+        expected.push(json!({"key": key, "status": status, "body": body, "replayed": replayed}));
+    }
+    let (status, answer) = together.releases(script.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["results"], json!(expected));
+    assert_eq!(
+        together.holds("").await,
+        alone.holds("").await,
+        "the same holds"
+    );
+    let (_, again) = together.releases(script).await;
+    for (first, second) in answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .zip(again["results"].as_array().expect("results"))
+    {
+        assert_eq!(
+            (&first["status"], &first["body"]),
+            (&second["status"], &second["body"])
+        );
+        assert_eq!(
+            second["replayed"],
+            first["status"] != 409 || first["body"]["code"] == "hold_captured"
+        );
+    }
+    assert_eq!(
+        together
+            .metric("gavel_release_batches_total", &["together"])
+            .await,
+        2.0,
+        "both batches took the set-based path"
+    );
+    alone.stop().await;
+    together.stop().await;
 }

@@ -133,7 +133,7 @@ pub async fn release_many(
         ));
     }
     let mut seen = std::collections::HashSet::new();
-    let mut operations = Vec::with_capacity(request.releases.len());
+    let mut releases = Vec::with_capacity(request.releases.len());
     for KeyedRelease {
         key,
         wallet,
@@ -148,26 +148,28 @@ pub async fn release_many(
                 format!("the key {:?} appears more than once", key.0),
             ));
         }
-        let operation = Operation::Release {
+        releases.push(ledger::KeyedRelease {
+            key: format!("{}:{}", caller.0, key.0),
             wallet,
             lot_id,
             bid_id,
-        };
-        operations.push((format!("{}:{}", caller.0, key.0), operation));
+        });
     }
-    let answers = ledger::execute_many(&state.pool, &operations).await?;
+    let released = ledger::release_many(&state.pool, &releases).await?;
+    state.metrics.release_batch(released.together);
+    let answers = released.answers;
     let prefix = caller.0.len() + 1;
-    let results = operations
+    let results = releases
         .iter()
         .zip(answers)
-        .map(|((scoped, operation), answer)| {
-            state.metrics.hold(operation.name(), outcome(&answer));
+        .map(|(release, answer)| {
+            state.metrics.hold("release", outcome(&answer));
             let answer = answer.unwrap_or_else(|error| {
                 let problem = ledger_error(error).problem();
                 StoredAnswer::fresh(problem.status().as_u16(), problem.to_json())
             });
             KeyedAnswer {
-                key: scoped[prefix..].to_owned(),
+                key: release.key[prefix..].to_owned(),
                 status: answer.status,
                 body: answer.body,
                 replayed: answer.replayed,

@@ -10,20 +10,23 @@
 //! key in the same transaction, so a retry returns the original answer and changes nothing; the
 //! same key with a different request is refused.
 //!
-//! Layout: this module (running operations under the wallet's lock), `rules` (states,
-//! operations, refusals and the admission rule), [`repair`] (holds whose bid `bids` has not
-//! confirmed: `bids` decides, the ledger applies).
+//! Layout: this module (running operations under the wallet's lock), `batch` (releases many at
+//! once, in one transaction), `rules` (states, operations, refusals, the admission and release
+//! rules), [`repair`] (holds whose bid `bids` has not confirmed: `bids` decides, the ledger
+//! applies).
 
+mod batch;
 pub mod repair;
 mod rules;
 
+pub use batch::{KeyedRelease, MAX_BATCH, release_many};
 pub use rules::{Hold, HoldStatus, Operation, Refusal, admit};
 
 use gavel_common::db::{CorruptValue, parse_column};
 use gavel_common::idempotency::StoredAnswer;
 use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
 use serde_json::{Value, json};
-use sqlx::{Acquire, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -54,66 +57,8 @@ pub async fn execute(
     Ok(answer)
 }
 
-/// How many operations [`execute_many`] takes at once.
-pub const MAX_BATCH: usize = 100;
-
-/// Runs each operation once per its key, all in one transaction with one commit: each in a
-/// savepoint of its own, so one that fails (a reused key, a failing statement) leaves the others
-/// standing. The answers come in the order given. Wallets are locked in address order, so two
-/// batches never wait on each other in a circle; a batch the database still chose as a deadlock's
-/// victim (against a consumer's batch) is run again, up to three times.
-pub async fn execute_many(
-    pool: &PgPool,
-    operations: &[(String, Operation)],
-) -> Result<Vec<Result<StoredAnswer, LedgerError>>, sqlx::Error> {
-    let mut order: Vec<usize> = (0..operations.len()).collect();
-    order.sort_by_key(|&at| (operations[at].1.wallet().to_lowercase_hex(), at));
-    let mut attempt = 1;
-    loop {
-        match execute_in_order(pool, operations, &order).await {
-            Err(error) if attempt < 3 && gavel_common::db::is_lock_conflict(&error) => {
-                attempt += 1;
-            }
-            done => return done,
-        }
-    }
-}
-
-async fn execute_in_order(
-    pool: &PgPool,
-    operations: &[(String, Operation)],
-    order: &[usize],
-) -> Result<Vec<Result<StoredAnswer, LedgerError>>, sqlx::Error> {
-    let mut answers: Vec<Option<Result<StoredAnswer, LedgerError>>> =
-        operations.iter().map(|_| None).collect();
-    let mut tx = pool.begin().await?;
-    for &at in order {
-        let (key, operation) = &operations[at];
-        let mut savepoint = Acquire::begin(&mut *tx).await?;
-        match execute_in(&mut savepoint, key, operation, None).await {
-            // A lock conflict dooms the whole transaction: run the batch again.
-            Err(LedgerError::Database(error)) if gavel_common::db::is_lock_conflict(&error) => {
-                return Err(error);
-            }
-            answer => {
-                if matches!(&answer, Ok(answer) if !answer.replayed) {
-                    savepoint.commit().await?;
-                } else {
-                    savepoint.rollback().await?;
-                }
-                answers[at] = Some(answer);
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(answers
-        .into_iter()
-        .map(|answer| answer.expect("every operation ran"))
-        .collect())
-}
-
 /// Runs `operation` once per `key` in `connection`'s transaction, under the wallet's lock.
-async fn execute_in(
+pub(super) async fn execute_in(
     connection: &mut PgConnection,
     key: &str,
     operation: &Operation,
@@ -229,7 +174,7 @@ pub async fn committed(
 
 /// A hold row as stored.
 #[derive(sqlx::FromRow)]
-struct HoldRow {
+pub(super) struct HoldRow {
     wallet: String,
     lot_id: uuid::Uuid,
     status: String,
@@ -237,7 +182,7 @@ struct HoldRow {
     bid_id: Option<uuid::Uuid>,
 }
 
-const HOLD_COLUMNS: &str = "wallet, lot_id, status, amount::text AS amount, bid_id";
+pub(super) const HOLD_COLUMNS: &str = "wallet, lot_id, status, amount::text AS amount, bid_id";
 
 impl TryFrom<HoldRow> for Hold {
     type Error = CorruptValue;
@@ -350,31 +295,15 @@ async fn release(
     only_for: Option<BidId>,
 ) -> Result<Result<Value, Refusal>, LedgerError> {
     let existing = current(connection, wallet, lot_id).await?;
-    if let Some(hold) = &existing
-        && only_for.is_some()
-        && hold.bid_id != only_for
-    {
-        // The hold now backs a newer bid: this release is stale, and a no-op.
-        return Ok(Ok(json!({ "hold": hold })));
+    let (answer, changes) = rules::release(existing.as_ref(), wallet, lot_id, only_for);
+    if changes {
+        sqlx::query("UPDATE holds SET status = 'released', updated_at = now() WHERE wallet = $1 AND lot_id = $2")
+            .bind(wallet.to_lowercase_hex())
+            .bind(lot_id.0)
+            .execute(&mut *connection)
+            .await?;
     }
-    if let Some(hold) = &existing {
-        if matches!(hold.status, HoldStatus::Captured | HoldStatus::Settled) {
-            // The lot is sold to this wallet: only settlement may free the capture.
-            return Ok(Err(Refusal::AlreadyCaptured));
-        }
-        if hold.status == HoldStatus::Active {
-            sqlx::query("UPDATE holds SET status = 'released', updated_at = now() WHERE wallet = $1 AND lot_id = $2")
-                .bind(wallet.to_lowercase_hex())
-                .bind(lot_id.0)
-                .execute(&mut *connection)
-                .await?;
-        }
-    }
-    // Releasing what is not held is a no-op that succeeds: the goal, nothing held, is reached.
-    let (amount, bid_id) = existing.map_or((Wei::ZERO, None), |hold| (hold.amount, hold.bid_id));
-    Ok(Ok(
-        json!({"hold": Hold { wallet, lot_id, status: HoldStatus::Released, amount, bid_id }}),
-    ))
+    Ok(answer.map(|hold| json!({ "hold": hold })))
 }
 
 /// Captures `amount` of the active hold; `deadline` is the payment deadline when settling.

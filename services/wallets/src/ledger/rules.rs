@@ -177,6 +177,43 @@ pub fn admit(
     }
 }
 
+/// What releasing the hold on (`wallet`, `lot_id`) comes to, given the `current` one: the answer
+/// (the hold as it will stand, or a refusal), and whether its row must change to `released`.
+/// `only_for` limits the release to the hold backing that bid: a release for an older bid is a
+/// no-op once the hold backs a newer one.
+pub fn release(
+    current: Option<&Hold>,
+    wallet: EthAddress,
+    lot_id: LotId,
+    only_for: Option<BidId>,
+) -> (Result<Hold, Refusal>, bool) {
+    match current {
+        Some(hold) if only_for.is_some() && hold.bid_id != only_for => (Ok(hold.clone()), false),
+        // The lot is sold to this wallet: only settlement may free the capture.
+        Some(hold) if matches!(hold.status, HoldStatus::Captured | HoldStatus::Settled) => {
+            (Err(Refusal::AlreadyCaptured), false)
+        }
+        Some(hold) => (
+            Ok(Hold {
+                status: HoldStatus::Released,
+                ..hold.clone()
+            }),
+            hold.status == HoldStatus::Active,
+        ),
+        // Releasing what is not held is a no-op that succeeds: the goal, nothing held, is reached.
+        None => (
+            Ok(Hold {
+                wallet,
+                lot_id,
+                status: HoldStatus::Released,
+                amount: Wei::ZERO,
+                bid_id: None,
+            }),
+            false,
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
