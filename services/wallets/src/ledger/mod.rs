@@ -144,14 +144,20 @@ pub async fn lock_wallet(
     wallet: EthAddress,
 ) -> Result<(), sqlx::Error> {
     let address = wallet.to_lowercase_hex();
-    sqlx::query("INSERT INTO ledger_wallets (address) VALUES ($1) ON CONFLICT DO NOTHING")
+    let lock = "SELECT 1 FROM ledger_wallets WHERE address = $1 FOR UPDATE";
+    let locked = sqlx::query(lock)
         .bind(&address)
         .execute(&mut *connection)
         .await?;
-    sqlx::query("SELECT 1 FROM ledger_wallets WHERE address = $1 FOR UPDATE")
-        .bind(&address)
-        .execute(connection)
-        .await?;
+    if locked.rows_affected() == 0 {
+        // The wallet's first change: make its row (a concurrent first change waits for ours to
+        // commit, then finds it), then lock it.
+        sqlx::query("INSERT INTO ledger_wallets (address) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(&address)
+            .execute(&mut *connection)
+            .await?;
+        sqlx::query(lock).bind(&address).execute(connection).await?;
+    }
     Ok(())
 }
 
@@ -221,6 +227,40 @@ struct Placement {
     bid_id: BidId,
 }
 
+/// What placing a hold reads, in one statement: the wallet's owner, whether the bid was
+/// abandoned or recorded, the wallet's other holds and its current hold on the lot (`None`
+/// columns when it has none).
+#[derive(sqlx::FromRow)]
+struct PlaceView {
+    owner: Option<uuid::Uuid>,
+    abandoned: bool,
+    recorded: bool,
+    others: String,
+    wallet: Option<String>,
+    lot_id: Option<uuid::Uuid>,
+    status: Option<String>,
+    amount: Option<String>,
+    bid_id: Option<uuid::Uuid>,
+}
+
+impl PlaceView {
+    fn current(self) -> Result<Option<Hold>, CorruptValue> {
+        let (Some(wallet), Some(lot_id), Some(status), Some(amount)) =
+            (self.wallet, self.lot_id, self.status, self.amount)
+        else {
+            return Ok(None);
+        };
+        Hold::try_from(HoldRow {
+            wallet,
+            lot_id,
+            status,
+            amount,
+            bid_id: self.bid_id,
+        })
+        .map(Some)
+    }
+}
+
 async fn place(
     connection: &mut PgConnection,
     placement: &Placement,
@@ -233,28 +273,34 @@ async fn place(
         amount,
         bid_id,
     } = *placement;
-    // Under the wallet's lock, which unlinking takes too: a wallet unlinked a moment ago cannot
-    // back a bid, whatever token the bidder still holds.
-    let owner: Option<uuid::Uuid> =
-        sqlx::query_scalar("SELECT account_id FROM wallets WHERE address = $1")
-            .bind(wallet.to_lowercase_hex())
-            .fetch_optional(&mut *connection)
-            .await?;
-    if owner != Some(account.0) {
-        return Ok(Err(Refusal::WalletNotLinked));
-    }
-    let (abandoned, recorded): (bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM abandoned_bids WHERE bid_id = $1),
-                EXISTS (SELECT 1 FROM recorded_bids WHERE bid_id = $1)",
-    )
+    // Everything the rules need, read in one statement under the wallet's lock (which unlinking
+    // takes too: a wallet unlinked a moment ago cannot back a bid, whatever token the bidder
+    // still holds).
+    let view: PlaceView = sqlx::query_as(&format!(
+        "SELECT (SELECT account_id FROM wallets WHERE address = $1) AS owner,
+                EXISTS (SELECT 1 FROM abandoned_bids WHERE bid_id = $3) AS abandoned,
+                EXISTS (SELECT 1 FROM recorded_bids WHERE bid_id = $3) AS recorded,
+                (SELECT COALESCE(SUM(amount), 0)::text FROM holds
+                 WHERE wallet = $1 AND status IN ('active', 'captured')
+                   AND lot_id IS DISTINCT FROM $2) AS others,
+                current.*
+         FROM (SELECT 1) AS one
+         LEFT JOIN (SELECT {HOLD_COLUMNS} FROM holds WHERE wallet = $1 AND lot_id = $2) AS current ON true"
+    ))
+    .bind(wallet.to_lowercase_hex())
+    .bind(lot_id.0)
     .bind(bid_id.0)
     .fetch_one(&mut *connection)
     .await?;
-    if abandoned {
+    if view.owner != Some(account.0) {
+        return Ok(Err(Refusal::WalletNotLinked));
+    }
+    if view.abandoned {
         return Ok(Err(Refusal::BidAbandoned));
     }
-    let others = committed(connection, wallet, Some(lot_id)).await?;
-    let existing = current(connection, wallet, lot_id).await?;
+    let recorded = view.recorded;
+    let others: Wei = parse_column("holds.amount", &view.others)?;
+    let existing = view.current()?;
     if let Err(refusal) = admit(
         balance,
         others,
