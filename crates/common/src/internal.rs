@@ -112,20 +112,31 @@ fn default_timeout() -> Duration {
 pub const POOL_IDLE: Duration = Duration::from_secs(4);
 
 /// Whether the server closed the connection before answering: a kept-alive connection it was
-/// closing as the request went out (or a server stopping). The server may have acted on the
-/// request, so only a request safe to repeat may be sent again.
+/// closing as the request went out (closed cleanly, or reset because the request's bytes were
+/// still unread), or a server stopping. The server may have acted on the request, so only a
+/// request safe to repeat may be sent again.
 pub fn closed_before_answer(error: &reqwest::Error) -> bool {
+    use std::io::ErrorKind;
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            return hyper.is_incomplete_message();
+        if cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+            || cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof
+                )
+            })
+        {
+            return true;
         }
         source = cause.source();
     }
     false
 }
 
-/// Sends `request`, and sends it once more (on a fresh connection) if the server closed the
+/// Sends `request`, and sends it once more (on another connection) if the server closed the
 /// connection before answering. Only for requests safe to repeat: reads, and changes carrying an
 /// `Idempotency-Key` the server deduplicates by.
 pub async fn send_repeatable(

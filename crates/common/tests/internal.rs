@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use gavel_common::config::Secret;
 use gavel_common::internal::{PeerConfig, ServiceClient};
-use gavel_test_support::ClosingPeer;
+use gavel_test_support::{Closing, ClosingPeer};
 use serde_json::json;
 
 fn client(peer: &ClosingPeer) -> ServiceClient {
@@ -85,4 +85,24 @@ async fn a_change_without_a_key_is_never_sent_twice() {
         .await
         .expect_err("the server may have acted on it: the caller decides");
     assert_eq!(peer.heads().len(), 2);
+}
+
+#[tokio::test]
+async fn a_keyed_change_whose_connection_is_reset_is_sent_again() {
+    let peer = ClosingPeer::closing(Closing::WithUnreadRequest).await;
+    let client = client(&peer);
+    assert_eq!(
+        client
+            .post("/internal/holds/place", Some("hold-1"), &json!({}))
+            .await
+            .expect("first")
+            .0,
+        200
+    );
+    let second = client
+        .post("/internal/holds/place", Some("hold-2"), &json!({}))
+        .await
+        .expect("the request is sent again after the reset");
+    assert_eq!(second.0, 200);
+    assert_eq!(peer.heads().len(), 3);
 }

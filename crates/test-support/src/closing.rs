@@ -15,17 +15,31 @@ pub struct ClosingPeer {
     task: JoinHandle<()>,
 }
 
+/// How the peer ends a connection when the second request arrives on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// After reading the request: the client sees the connection end (FIN).
+    Cleanly,
+    /// Before reading it: with its bytes unread the kernel resets the connection (RST).
+    WithUnreadRequest,
+}
+
 impl ClosingPeer {
     /// Answers the first request on each connection `200 {"ok":true}`, keeps the connection
     /// alive, and closes it without an answer when a second request arrives on it.
     pub async fn start() -> Self {
+        Self::closing(Closing::Cleanly).await
+    }
+
+    pub async fn closing(how: Closing) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let heads = Arc::<Mutex<Vec<String>>>::default();
         let seen = heads.clone();
         let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, seen.clone()));
+                connections.spawn(serve(stream, seen.clone(), how));
             }
         });
         Self { url, heads, task }
@@ -46,9 +60,18 @@ impl Drop for ClosingPeer {
     }
 }
 
-async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>) {
+async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>, how: Closing) {
     let mut buffer = Vec::new();
     for answered in [true, false] {
+        if !answered && how == Closing::WithUnreadRequest {
+            // Wait for the request's first bytes, leave them unread, and close.
+            let _ = stream.readable().await;
+            heads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push("(unread)".to_owned());
+            return;
+        }
         let Some(head) = read_request(&mut stream, &mut buffer).await else {
             return;
         };

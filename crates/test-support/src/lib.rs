@@ -17,7 +17,7 @@ mod wait;
 
 pub use broker::TestVhost;
 pub use chain::DevChain;
-pub use closing::ClosingPeer;
+pub use closing::{Closing, ClosingPeer};
 pub use database::TestDatabase;
 pub use process::{ServiceProcess, assert_lifecycle};
 pub use telegram::{FakeTelegram, Sent};

@@ -3,9 +3,11 @@
 //! A batch is claimed in one short statement (each row's next attempt pushed past a lease, so
 //! another replica does not take it meanwhile) and sent to `wallets` in one request, which does
 //! them in one transaction, each answered on its own; the call runs with no transaction open
-//! here, and the delivered rows are deleted in one statement. A release that fails is retried with exponential backoff; after `max_attempts` it is
-//! parked with its last error, counted in `gavel_bids_releases_parked`, for an operator. Failing
-//! rows never block the others: a batch takes only the rows that are due.
+//! here, and the delivered rows are deleted in one statement. A release that fails is retried
+//! with exponential backoff; after `max_attempts` it is parked with its last error, counted in
+//! `gavel_bids_releases_parked`, for an operator. Failing rows never block the others: a batch
+//! takes only the rows that are due. A `wallets` without the batch route (older than this
+//! replica, during an upgrade) is sent the batch one release at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,8 @@ use crate::wallets::{Release, Wallets, WalletsError};
 
 /// How long a claimed release is reserved for the replica that claimed it.
 const LEASE: Duration = Duration::from_secs(30);
+/// Releases claimed and sent at once: at most what `wallets` takes in one request
+/// (`ledger::MAX_BATCH` there); more would be refused whole.
 const BATCH: i64 = 100;
 
 #[derive(Clone, Debug)]
@@ -150,11 +154,13 @@ impl Releases {
             .filter(|(_, outcome)| outcome.is_ok())
             .map(|((id, ..), _)| *id)
             .collect();
-        sqlx::query("DELETE FROM pending_releases WHERE id = ANY($1)")
-            .bind(&delivered)
-            .execute(&self.pool)
-            .await?;
-        self.metrics.delivered.inc_by(delivered.len() as u64);
+        if !delivered.is_empty() {
+            sqlx::query("DELETE FROM pending_releases WHERE id = ANY($1)")
+                .bind(&delivered)
+                .execute(&self.pool)
+                .await?;
+            self.metrics.delivered.inc_by(delivered.len() as u64);
+        }
         for ((id, attempts, _), outcome) in due.iter().zip(outcomes) {
             if let Err(reason) = outcome {
                 self.failed(*id, *attempts, &reason).await?;
@@ -185,7 +191,14 @@ impl Releases {
                 outcomes
             }
             Err(error) => {
-                let reason = gavel_common::error_chain(&error);
+                // One attempt each, as when they went one by one; the reason kept short, since
+                // every row stores it.
+                let mut reason = gavel_common::error_chain(&error);
+                if reason.len() > 300 {
+                    let end = (0..=300).rev().find(|&at| reason.is_char_boundary(at));
+                    reason.truncate(end.unwrap_or(0));
+                    reason.push('…');
+                }
                 releases.iter().map(|_| Err(reason.clone())).collect()
             }
         }

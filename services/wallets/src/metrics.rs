@@ -1,5 +1,6 @@
 //! The business metrics of `wallets`: hold requests by operation and outcome, batches of
-//! releases by path, payments, and how the Ethereum node answers. Every label value is one of a fixed list, zero from the start.
+//! releases by path, payments, and how the Ethereum node answers. Every label value is one of a
+//! fixed list, zero from the start.
 
 use std::time::Instant;
 

@@ -531,8 +531,8 @@ async fn a_batch_of_releases_answers_each_as_if_sent_alone() {
             ("r-2", 200, None, Some("released")),
             ("r-3", 409, Some("hold_captured"), None),
             ("r-4", 500, Some("internal"), None),
-            // Lot 2's hold was released just before, in this batch; a release naming another
-            // bid finds nothing active.
+            // A release naming a bid the hold does not back changes nothing and answers the
+            // hold as it stands: released just before, in this batch.
             ("r-stale", 200, None, Some("released")),
         ],
         "{answer}"
@@ -599,7 +599,7 @@ async fn a_batch_of_releases_is_refused_whole_when_malformed() {
         (json!([]), "releases"),
         (json!(too_many), "releases"),
         (json!([release("twice"), release("twice")]), "releases"),
-        (json!([release("a key with spaces")]), "Idempotency-Key"),
+        (json!([release("a key with spaces")]), "releases"),
     ] {
         let (status, problem) = app.releases(batch).await;
         assert_eq!(
@@ -713,4 +713,71 @@ async fn a_batch_of_releases_ends_as_the_same_releases_sent_one_by_one() {
     );
     alone.stop().await;
     together.stop().await;
+}
+
+/// A batch takes each wallet's lock before it decides: a hold another request re-places for a
+/// newer bid while holding the lock is not freed by a release for the older bid that arrived
+/// meanwhile.
+#[tokio::test]
+async fn a_batch_waits_for_the_wallets_lock_and_spares_a_hold_placed_meanwhile() {
+    let app = spawn().await;
+    let signer = funded_wallet(&app.chain, &(10 * ETHER).to_string()).await;
+    let wallet = signer.address().to_checksum(None);
+    let (lot, older, newer) = (LotId::new(), BidId::new(), BidId::new());
+    let place =
+        json!({"wallet": wallet, "lot_id": lot, "amount": ETHER.to_string(), "bid_id": older});
+    assert_eq!(app.hold("place", "p-older", place).await.0, 200);
+
+    // A raise for the newer bid, under the wallet's lock, not committed yet.
+    let address = wallet.to_lowercase();
+    let mut raise = app.db.pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM ledger_wallets WHERE address = $1 FOR UPDATE")
+        .bind(&address)
+        .execute(&mut *raise)
+        .await
+        .expect("the wallet's lock");
+    sqlx::query(
+        "UPDATE holds SET bid_id = $3, amount = $4::numeric WHERE wallet = $1 AND lot_id = $2",
+    )
+    .bind(&address)
+    .bind(lot.0)
+    .bind(newer.0)
+    .bind((2 * ETHER).to_string())
+    .execute(&mut *raise)
+    .await
+    .expect("the raise");
+
+    let late = json!([{"key": "r-older", "wallet": wallet, "lot_id": lot, "bid_id": older}]);
+    let (answer, ()) = tokio::join!(app.releases(late), async {
+        gavel_test_support::wait_until_async(
+            "the batch to wait for the wallet's lock",
+            std::time::Duration::from_secs(10),
+            || async {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&app.db.pool)
+                .await
+                .expect("activity")
+                    > 0
+            },
+        )
+        .await;
+        raise.commit().await.expect("the raise commits");
+    });
+    let (status, answer) = answer;
+    let hold = &answer["results"][0]["body"]["hold"];
+    assert_eq!(
+        (status, &hold["status"], &hold["bid_id"]),
+        (200, &json!("active"), &json!(newer)),
+        "{answer}"
+    );
+    let holds = app.holds(&format!("wallet={wallet}")).await;
+    assert_eq!(holds.len(), 1);
+    assert_eq!(
+        (&holds[0]["status"], &holds[0]["amount"]),
+        (&json!("active"), &json!((2 * ETHER).to_string()))
+    );
+    app.stop().await;
 }

@@ -88,7 +88,7 @@ pub async fn release(
 /// One release of a batch, with the idempotency key it would carry on its own.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeyedRelease {
+pub struct ReleaseItem {
     key: String,
     wallet: EthAddress,
     lot_id: LotId,
@@ -99,7 +99,7 @@ pub struct KeyedRelease {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReleasesRequest {
-    releases: Vec<KeyedRelease>,
+    releases: Vec<ReleaseItem>,
 }
 
 /// The answer to one release of a batch: what `POST /internal/holds/release` with its key would
@@ -134,18 +134,23 @@ pub async fn release_many(
     }
     let mut seen = std::collections::HashSet::new();
     let mut releases = Vec::with_capacity(request.releases.len());
-    for KeyedRelease {
-        key,
-        wallet,
-        lot_id,
-        bid_id,
-    } in request.releases
-    {
-        let key = IdempotencyKey::parse(&key).map_err(ApiError::Problem)?;
+    for (at, item) in request.releases.into_iter().enumerate() {
+        let ReleaseItem {
+            key,
+            wallet,
+            lot_id,
+            bid_id,
+        } = item;
+        let key = IdempotencyKey::parse(&key).map_err(|_| {
+            ApiError::invalid(
+                "releases",
+                format!("releases[{at}].key: a key of 1 to 200 visible ASCII characters"),
+            )
+        })?;
         if !seen.insert(key.0.clone()) {
             return Err(ApiError::invalid(
                 "releases",
-                format!("the key {:?} appears more than once", key.0),
+                format!("releases[{at}].key: {:?} appears more than once", key.0),
             ));
         }
         releases.push(ledger::KeyedRelease {
@@ -155,7 +160,9 @@ pub async fn release_many(
             bid_id,
         });
     }
-    let released = ledger::release_many(&state.pool, &releases).await?;
+    let released = ledger::release_many(&state.pool, &releases)
+        .await
+        .map_err(ledger_error)?;
     state.metrics.release_batch(released.together);
     let answers = released.answers;
     let prefix = caller.0.len() + 1;

@@ -57,7 +57,7 @@ pub struct Released {
 pub async fn release_many(
     pool: &PgPool,
     releases: &[KeyedRelease],
-) -> Result<Released, sqlx::Error> {
+) -> Result<Released, LedgerError> {
     for attempt in 1..=3 {
         match released_together(pool, releases).await {
             Ok(answers) => {
@@ -69,10 +69,16 @@ pub async fn release_many(
             // Another transaction holding these wallets' locks in another order: go again.
             Err(LedgerError::Database(error))
                 if attempt < 3 && gavel_common::db::is_lock_conflict(&error) => {}
-            Err(error) => {
-                warn!(error = %gavel_common::error_chain(&error), "releasing a batch together failed; releasing one at a time");
+            Err(error) if one_release_may_cause(&error) => {
+                warn!(
+                    error = %gavel_common::error_chain(&error),
+                    "releasing a batch together failed; releasing one at a time"
+                );
                 break;
             }
+            // The database itself failing (a lost connection, a full pool, a failed commit):
+            // going one at a time would only add work. The caller retries the whole batch.
+            Err(error) => return Err(error),
         }
     }
     let operations: Vec<(String, Operation)> = releases
@@ -83,6 +89,23 @@ pub async fn release_many(
         answers: execute_many(pool, &operations).await?,
         together: false,
     })
+}
+
+/// Whether `error` may come from one release of the batch (a stored value this version cannot
+/// read, a key stored meanwhile, a statement refusing one row), so that going one at a time
+/// lets the others through.
+fn one_release_may_cause(error: &LedgerError) -> bool {
+    match error {
+        LedgerError::Database(sqlx::Error::Database(error)) => {
+            // Data exceptions, integrity violations, raised exceptions, internal errors.
+            let code = error.code().unwrap_or_default();
+            ["22", "23", "P0", "XX"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }
+        LedgerError::Database(_) => false,
+        LedgerError::Corrupt(_) | LedgerError::KeyReused | LedgerError::MissingBalance => true,
+    }
 }
 
 /// The set-based path: the whole batch or nothing.
@@ -103,10 +126,13 @@ async fn released_together(
     .bind(&wallets)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("SELECT 1 FROM ledger_wallets WHERE address = ANY($1) ORDER BY address FOR UPDATE")
-        .bind(&wallets)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "SELECT 1 FROM ledger_wallets WHERE address = ANY($1)
+         ORDER BY address COLLATE \"C\" FOR UPDATE",
+    )
+    .bind(&wallets)
+    .execute(&mut *tx)
+    .await?;
 
     let keys: Vec<&str> = releases
         .iter()
@@ -127,9 +153,12 @@ async fn released_together(
         .iter()
         .map(|release| (release.wallet.to_lowercase_hex(), release.lot_id.0))
         .unzip();
+    // Locked now, in one order: the rows an event consumer may be changing under no wallet lock
+    // (a bid recorded, a lot closed) are waited for before anything is decided.
     let rows: Vec<HoldRow> = sqlx::query_as(&format!(
         "SELECT {HOLD_COLUMNS} FROM holds
-         WHERE (wallet, lot_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))"
+         WHERE (wallet, lot_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+         ORDER BY wallet, lot_id FOR UPDATE"
     ))
     .bind(&hold_wallets)
     .bind(&hold_lots)
@@ -192,7 +221,8 @@ async fn released_together(
         sqlx::query(
             "UPDATE holds SET status = 'released', updated_at = now()
              FROM unnest($1::text[], $2::uuid[]) AS due(wallet, lot_id)
-             WHERE holds.wallet = due.wallet AND holds.lot_id = due.lot_id AND holds.status = 'active'",
+             WHERE holds.wallet = due.wallet AND holds.lot_id = due.lot_id
+               AND holds.status = 'active'",
         )
         .bind(&released_wallets)
         .bind(&released_lots)
@@ -201,7 +231,8 @@ async fn released_together(
     }
     if !new_keys.is_empty() {
         let inserted = sqlx::query(
-            "INSERT INTO hold_requests (idempotency_key, operation, fingerprint, status_code, response)
+            "INSERT INTO hold_requests
+                 (idempotency_key, operation, fingerprint, status_code, response)
              SELECT key, 'release', fingerprint, status, response
              FROM unnest($1::text[], $2::text[], $3::int2[], $4::jsonb[])
                  AS answer(key, fingerprint, status, response)
@@ -274,6 +305,7 @@ async fn execute_in_order(
     tx.commit().await?;
     Ok(answers
         .into_iter()
+        // `order` is a permutation of the operations: each ran once and left its answer.
         .map(|answer| answer.expect("every operation ran"))
         .collect())
 }

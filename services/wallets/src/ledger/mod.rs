@@ -1,10 +1,12 @@
 //! The holds ledger: what each wallet has promised, per lot.
 //!
-//! Every change to a wallet's holds first locks that wallet's row in `ledger_wallets`, so changes
-//! to one wallet are serialised whatever the number of replicas, while different wallets proceed
-//! in parallel. Under the lock, a hold is admitted only if the wallet is still linked to the
-//! bidding account and its other active and captured holds plus the new amount stay within its
-//! confirmed balance.
+//! Every change that makes, raises, re-targets or releases a wallet's hold on request first
+//! locks that wallet's row in `ledger_wallets`, so those changes to one wallet are serialised
+//! whatever the number of replicas, while different wallets proceed in parallel. (Settlement's
+//! event handlers only move holds onward — recorded, released by a close, settled — and a
+//! release batch also locks the hold rows it reads, so it waits for them.) Under the lock, a
+//! hold is admitted only if the wallet is still linked to the bidding account and its other
+//! active and captured holds plus the new amount stay within its confirmed balance.
 //!
 //! Each operation carries an idempotency key. Its answer (success or refusal) is stored with the
 //! key in the same transaction, so a retry returns the original answer and changes nothing; the

@@ -1,5 +1,5 @@
-//! The ledger's vocabulary and its one admission rule, without I/O: hold states, operations,
-//! refusals, and [`admit`], table-tested below.
+//! The ledger's vocabulary and its rules, without I/O: hold states, operations, refusals,
+//! [`admit`] (placing or raising) and [`release`], table-tested below.
 
 use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
 use serde::{Deserialize, Serialize};
@@ -264,6 +264,60 @@ mod tests {
                 wei(10)
             ),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn release_table() {
+        let (wallet, lot) = (
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+                .parse::<EthAddress>()
+                .expect("address"),
+            LotId(uuid::Uuid::from_u128(1)),
+        );
+        let (backed, other) = (
+            BidId(uuid::Uuid::from_u128(2)),
+            BidId(uuid::Uuid::from_u128(3)),
+        );
+        let hold = |status| Hold {
+            wallet,
+            lot_id: lot,
+            status,
+            amount: wei(5),
+            bid_id: Some(backed),
+        };
+        use HoldStatus::{Active, Captured, Released, Settled};
+        // (current hold, release only for, answer's status or refusal, whether the row changes)
+        let table = [
+            (Some(Active), None, Ok(Released), true),
+            (Some(Active), Some(backed), Ok(Released), true),
+            // The hold backs a newer bid: a no-op answering the hold as it stands.
+            (Some(Active), Some(other), Ok(Active), false),
+            (Some(Released), Some(backed), Ok(Released), false),
+            (Some(Captured), None, Err(Refusal::AlreadyCaptured), false),
+            (
+                Some(Settled),
+                Some(backed),
+                Err(Refusal::AlreadyCaptured),
+                false,
+            ),
+            (Some(Captured), Some(other), Ok(Captured), false),
+            (None, Some(backed), Ok(Released), false),
+        ];
+        for (current, only_for, expected, changes) in table {
+            let current = current.map(hold);
+            let (answer, changed) = release(current.as_ref(), wallet, lot, only_for);
+            assert_eq!(
+                (answer.map(|hold| hold.status), changed),
+                (expected, changes),
+                "{current:?} released for {only_for:?}"
+            );
+        }
+        let (nothing, _) = release(None, wallet, lot, None);
+        assert_eq!(
+            nothing.map(|hold| (hold.amount, hold.bid_id)),
+            Ok((Wei::ZERO, None)),
+            "releasing what is not held answers an empty released hold"
         );
     }
 
