@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
 use gavel_common::auth::{Claims, JwtVerifier};
 use gavel_types::LotId;
 use serde_json::{Value, json};
@@ -122,7 +123,13 @@ struct Session {
     client: IpAddr,
     /// The slots of the lots watched anonymously (the address's cap is counted per replica).
     anonymous: HashMap<LotId, AnonymousSlot>,
+    /// While a burst of pushes is written: messages are queued and flushed once at its end.
+    corked: bool,
 }
+
+/// Pushes already waiting when one arrives are written with it and flushed once: under load a
+/// burst costs one write to the socket instead of one per message.
+const PUSH_BURST: usize = 32;
 
 /// Serves one upgraded connection from `client` until it ends.
 pub async fn serve(socket: WebSocket, context: Arc<Context>, client: IpAddr) {
@@ -142,6 +149,7 @@ pub async fn serve(socket: WebSocket, context: Arc<Context>, client: IpAddr) {
         last_heard: Instant::now(),
         client,
         anonymous: HashMap::new(),
+        corked: false,
     };
     context.metrics.connections.inc();
     let end = session.run(&mut inbox).await;
@@ -214,7 +222,7 @@ impl Session {
                     }
                     Some(Err(error)) => Err(read_failure(&error)),
                 },
-                Some(push) = inbox.recv() => Box::pin(self.push(push)).await,
+                Some(push) = inbox.recv() => Box::pin(self.push_burst(push, inbox)).await,
                 () = behind.notify.notified() => Box::pin(self.catch_up_behind()).await,
                 () = tokio::time::sleep_until(next_ping) => {
                     next_ping = Instant::now() + PING_EVERY;
@@ -236,16 +244,21 @@ impl Session {
     }
 
     async fn send_message(&mut self, message: Message) -> Result<(), End> {
-        match tokio::time::timeout(self.context.limits.write_timeout, self.socket.send(message))
-            .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Close(
-                TOO_SLOW,
-                "the client does not read its messages",
-            )),
-        }
+        let limit = self.context.limits.write_timeout;
+        let write = async {
+            if self.corked {
+                self.socket.feed(message).await
+            } else {
+                self.socket.send(message).await
+            }
+        };
+        written(limit, write).await
+    }
+
+    /// Writes what a burst queued.
+    async fn flush(&mut self) -> Result<(), End> {
+        let limit = self.context.limits.write_timeout;
+        written(limit, SinkExt::flush(&mut self.socket)).await
     }
 
     async fn refuse(&mut self, refusal: Refusal) -> Result<(), End> {
@@ -483,6 +496,27 @@ impl Session {
         Ok(last)
     }
 
+    /// Writes `first` and the pushes already waiting behind it (at most [`PUSH_BURST`]), then
+    /// flushes once.
+    async fn push_burst(
+        &mut self,
+        first: Push,
+        inbox: &mut mpsc::Receiver<Push>,
+    ) -> Result<(), End> {
+        self.corked = true;
+        let mut written = self.push(first).await;
+        for _ in 1..PUSH_BURST {
+            let Ok(next) = inbox.try_recv() else { break };
+            if written.is_err() {
+                break;
+            }
+            written = self.push(next).await;
+        }
+        self.corked = false;
+        written?;
+        self.flush().await
+    }
+
     async fn push(&mut self, push: Push) -> Result<(), End> {
         match push {
             Push::Droppable(text) => self.send(text).await,
@@ -616,6 +650,21 @@ fn refused_bid(id: &str, status: u16, problem: Value) -> Value {
     message["code"] = json!(code);
     message["message"] = json!(text);
     message
+}
+
+/// The outcome of a write to the socket, which must end within `limit`.
+async fn written(
+    limit: Duration,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), End> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(End::Close(
+            TOO_SLOW,
+            "the client does not read its messages",
+        )),
+    }
 }
 
 #[cfg(test)]
