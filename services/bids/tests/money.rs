@@ -250,12 +250,7 @@ async fn failing_releases_are_parked_and_never_block_the_others() {
     .execute(&world.db.pool)
     .await
     .expect("queued");
-    let (first, second) = (world.bidder("1000").await, world.bidder("1000").await);
-    assert_eq!(world.bid(&engine, &first, lot, "1", 100, None).await.0, 201);
-    assert_eq!(
-        world.bid(&engine, &second, lot, "2", 200, None).await.0,
-        201
-    );
+    let (_, second) = world.outbid_once(&engine, lot).await;
     wait_until_async("the displaced hold to be released", DEADLINE, || async {
         world.active_holds(lot).await == [(second.wallet.to_string(), "200".to_owned())]
     })
@@ -281,16 +276,9 @@ async fn releases_go_in_one_request_and_one_that_fails_waits_alone() {
         lots.push(world.create_lot(&engine, rules(), AccountId::new()).await);
     }
     // Releasing the hold on the last lot fails inside `wallets`' database.
-    sqlx::raw_sql(&format!(
-        "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN RAISE EXCEPTION 'this release fails'; END $$;
-         CREATE TRIGGER refuse_release BEFORE UPDATE ON holds FOR EACH ROW
-         WHEN (NEW.lot_id = '{}' AND NEW.status = 'released') EXECUTE FUNCTION refuse_release();",
-        lots[2]
-    ))
-    .execute(&world.wallets_db.pool)
-    .await
-    .expect("the failing release");
+    world
+        .break_releases(&format!("NEW.lot_id = '{}'", lots[2]))
+        .await;
     let (first, second) = (world.bidder("1000").await, world.bidder("1000").await);
     for (at, lot) in lots.iter().enumerate() {
         let (outbid, leading) = (format!("first-{at}"), format!("second-{at}"));
@@ -334,25 +322,21 @@ async fn releases_go_in_one_request_and_one_that_fails_waits_alone() {
         "the releases done are forgotten"
     );
     assert_eq!(world.active_holds(lots[2]).await.len(), 2);
-    let metrics = reqwest::get(format!("{}/metrics", world.wallets.admin))
-        .await
-        .expect("wallets' metrics")
-        .text()
-        .await
-        .expect("text");
+    let requests = |route| {
+        let admin = world.wallets.admin.clone();
+        async move { gavel_test_support::metric(&admin, "gavel_http_requests_total", &[route]).await }
+    };
     assert!(
-        metrics.contains("route=\"/internal/holds/releases\""),
+        requests("route=\"/internal/holds/releases\"").await > 0.0,
         "the batch route was used"
     );
-    assert!(
-        !metrics.contains("route=\"/internal/holds/release\""),
+    assert_eq!(
+        requests("route=\"/internal/holds/release\"").await,
+        0.0,
         "no release went alone"
     );
 
-    sqlx::raw_sql("DROP TRIGGER refuse_release ON holds")
-        .execute(&world.wallets_db.pool)
-        .await
-        .expect("the fault removed");
+    world.heal_releases().await;
     wait_until_async("the retried release to be done", DEADLINE, || async {
         world.active_holds(lots[2]).await == leader_only
     })
@@ -405,12 +389,7 @@ async fn releases_go_one_by_one_to_a_wallets_without_the_batch_route() {
     config.wallets.url = proxy.parse().expect("url");
     let engine = world.engine_with(config, Default::default()).await;
     let lot = world.create_lot(&engine, rules(), AccountId::new()).await;
-    let (first, second) = (world.bidder("1000").await, world.bidder("1000").await);
-    assert_eq!(world.bid(&engine, &first, lot, "1", 100, None).await.0, 201);
-    assert_eq!(
-        world.bid(&engine, &second, lot, "2", 200, None).await.0,
-        201
-    );
+    let (_, second) = world.outbid_once(&engine, lot).await;
     wait_until_async("the displaced hold to be released", DEADLINE, || async {
         world.active_holds(lot).await == [(second.wallet.to_string(), "200".to_owned())]
             && world

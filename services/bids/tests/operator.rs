@@ -38,21 +38,12 @@ async fn a_parked_release() -> Parked {
     let lot = world.create_lot(&engine, rules(), AccountId::new()).await;
     let (first, second) = (world.bidder("1000").await, world.bidder("1000").await);
     assert_eq!(world.bid(&engine, &first, lot, "1", 100, None).await.0, 201);
-    for sql in [
-        "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS
-             $$ BEGIN RAISE EXCEPTION 'the disk is on fire'; END $$"
-            .to_owned(),
-        format!(
-            "CREATE TRIGGER refuse_release BEFORE UPDATE ON holds FOR EACH ROW
-             WHEN (OLD.wallet = '{}' AND NEW.status = 'released') EXECUTE FUNCTION refuse_release()",
+    world
+        .break_releases(&format!(
+            "OLD.wallet = '{}'",
             first.wallet.to_lowercase_hex()
-        ),
-    ] {
-        sqlx::query(&sql)
-            .execute(&world.wallets_db.pool)
-            .await
-            .expect("fault installed");
-    }
+        ))
+        .await;
     assert_eq!(
         world.bid(&engine, &second, lot, "2", 200, None).await.0,
         201
@@ -86,13 +77,6 @@ async fn a_parked_release() -> Parked {
         second,
         release,
     }
-}
-
-async fn heal(world: &World) {
-    sqlx::query("DROP TRIGGER refuse_release ON holds")
-        .execute(&world.wallets_db.pool)
-        .await
-        .expect("fault removed");
 }
 
 async fn reconcile(world: &World, repair: bool) -> operator::Reconciliation {
@@ -134,7 +118,7 @@ async fn a_parked_release_is_listed_shown_by_reconciling_and_delivered_when_retr
     );
     assert_eq!((found.leaders, found.holds), (1, 2));
 
-    heal(&world).await;
+    world.heal_releases().await;
     assert_eq!(
         operator::retry_releases(&world.db.pool, Some(release.id + 1))
             .await
@@ -178,7 +162,7 @@ async fn reconciling_queues_the_release_of_a_stale_hold_and_reports_an_unbacked_
         .execute(&world.db.pool)
         .await
         .expect("lost");
-    heal(&world).await;
+    world.heal_releases().await;
     let stale = Difference::StaleHold {
         lot_id: lot,
         wallet: first.wallet,

@@ -397,6 +397,36 @@ impl World {
         }
     }
 
+    /// Two fresh bidders (1,000 wei each) on `lot`: the first bids 100, the second outbids it
+    /// with 200, which queues the release of the first one's hold.
+    pub async fn outbid_once(&self, engine: &Engine, lot: LotId) -> (Bidder, Bidder) {
+        let (first, second) = (self.bidder("1000").await, self.bidder("1000").await);
+        assert_eq!(self.bid(engine, &first, lot, "1", 100, None).await.0, 201);
+        assert_eq!(self.bid(engine, &second, lot, "2", 200, None).await.0, 201);
+        (first, second)
+    }
+
+    /// Makes `wallets` fail, inside its database, every release of a hold whose row matches
+    /// `condition` (over the trigger's `OLD` and `NEW`), until [`Self::heal_releases`].
+    pub async fn break_releases(&self, condition: &str) {
+        sqlx::raw_sql(&format!(
+            "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'the disk is on fire'; END $$;
+             CREATE TRIGGER refuse_release BEFORE UPDATE ON holds FOR EACH ROW
+             WHEN (NEW.status = 'released' AND {condition}) EXECUTE FUNCTION refuse_release();"
+        ))
+        .execute(&self.wallets_db.pool)
+        .await
+        .expect("fault installed");
+    }
+
+    pub async fn heal_releases(&self) {
+        sqlx::raw_sql("DROP TRIGGER refuse_release ON holds")
+            .execute(&self.wallets_db.pool)
+            .await
+            .expect("fault removed");
+    }
+
     pub async fn wallets_scalar<T>(&self, sql: &str) -> T
     where
         T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
@@ -428,18 +458,7 @@ impl Engine {
     /// The sum of the samples of `name` on the engine's `/metrics` whose labels contain every
     /// one of `labels` (0 when there are none).
     pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.admin))
-            .await
-            .expect("admin answers")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .filter(|line| {
-                line.starts_with(name) && labels.iter().all(|label| line.contains(label))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        gavel_test_support::metric(&self.admin, name, labels).await
     }
 
     /// Drains and stops the instance.

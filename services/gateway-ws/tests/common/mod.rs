@@ -268,16 +268,7 @@ impl Gateway {
     /// The value of a counter or gauge on the gateway's `/metrics` (0 when absent).
     pub async fn metric(&self, name: &str) -> f64 {
         let admin = &self.process.as_ref().expect("running").admin;
-        let text = reqwest::get(format!("{admin}/metrics"))
-            .await
-            .expect("admin answers")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .filter(|line| line.starts_with(name))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        gavel_test_support::metric(admin, name, &[]).await
     }
 
     /// Cuts every broker connection of the world's vhost until this gateway has reconnected and

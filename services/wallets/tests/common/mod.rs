@@ -222,21 +222,7 @@ impl TestApp {
 
     /// The sum of the samples of `name` on `/metrics` whose labels contain each of `labels`.
     pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.running.admin))
-            .send()
-            .await
-            .expect("admin answers")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .filter(|line| {
-                line.starts_with(name) && labels.iter().all(|label| line.contains(label))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        gavel_test_support::metric(&self.running.admin, name, labels).await
     }
 
     /// `POST /internal/holds/releases` with `releases` as the batch.
