@@ -47,6 +47,12 @@ use crate::upstream::{Forwarding, Upstreams};
 /// than this still fits: the buffer grows for it, up to `max_frame_bytes`.
 pub const READ_BUFFER_BYTES: usize = 1024;
 
+/// What a connection gathers before writing to its socket while it writes a burst of pushes
+/// (`session::PUSH_BURST`): a burst of small events is one write. Outside a burst every message
+/// is flushed at once; a connection that never had a burst never fills the buffer, so idle
+/// connections cost no more.
+pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Connects to everything `gateway-ws` needs and assembles the service.
 pub async fn build(config: &Config) -> Result<Service, StartError> {
     let metrics = Metrics::new("gateway-ws");
@@ -209,7 +215,7 @@ async fn websocket(
     let max = context.limits.max_frame_bytes;
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| session::serve(socket, context, client))

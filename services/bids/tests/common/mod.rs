@@ -410,7 +410,7 @@ impl World {
     /// `condition` (over the trigger's `OLD` and `NEW`), until [`Self::heal_releases`].
     pub async fn break_releases(&self, condition: &str) {
         sqlx::raw_sql(&format!(
-            "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS
+            "CREATE OR REPLACE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS
                  $$ BEGIN RAISE EXCEPTION 'the disk is on fire'; END $$;
              CREATE TRIGGER refuse_release BEFORE UPDATE ON holds FOR EACH ROW
              WHEN (NEW.status = 'released' AND {condition}) EXECUTE FUNCTION refuse_release();"

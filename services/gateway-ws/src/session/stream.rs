@@ -143,10 +143,10 @@ impl Session {
         self.corked = true;
         let mut written = self.push(first).await;
         for _ in 1..PUSH_BURST {
-            let Ok(next) = inbox.try_recv() else { break };
             if written.is_err() {
                 break;
             }
+            let Ok(next) = inbox.try_recv() else { break };
             written = self.push(next).await;
         }
         self.corked = false;
@@ -171,7 +171,11 @@ impl Session {
                 let last = if event.sequence == last + 1 {
                     last
                 } else {
-                    // A gap: what is missing comes from the log, usually this event too.
+                    // A gap: what is missing comes from the log, usually this event too. What a
+                    // burst gathered goes out first: it must not wait for the log.
+                    if self.corked {
+                        self.flush().await?;
+                    }
                     self.catch_up(event.lot_id, Some(event.sequence - 1))
                         .await?
                 };

@@ -103,6 +103,8 @@ fn one_release_may_cause(error: &LedgerError) -> bool {
                 .iter()
                 .any(|class| code.starts_with(class))
         }
+        // A stored value that does not decode: that release's row.
+        LedgerError::Database(sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)) => true,
         LedgerError::Database(_) => false,
         LedgerError::Corrupt(_) | LedgerError::KeyReused | LedgerError::MissingBalance => true,
     }
@@ -158,7 +160,7 @@ async fn released_together(
     let rows: Vec<HoldRow> = sqlx::query_as(&format!(
         "SELECT {HOLD_COLUMNS} FROM holds
          WHERE (wallet, lot_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
-         ORDER BY wallet, lot_id FOR UPDATE"
+         ORDER BY wallet COLLATE \"C\", lot_id FOR UPDATE"
     ))
     .bind(&hold_wallets)
     .bind(&hold_lots)

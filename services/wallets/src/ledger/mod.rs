@@ -158,7 +158,12 @@ pub async fn lock_wallet(
             .bind(&address)
             .execute(&mut *connection)
             .await?;
-        sqlx::query(lock).bind(&address).execute(connection).await?;
+        // Found now in READ COMMITTED (every ledger transaction is): the row committed by us or
+        // by the concurrent first change we waited for.
+        sqlx::query(lock)
+            .bind(&address)
+            .fetch_one(connection)
+            .await?;
     }
     Ok(())
 }
