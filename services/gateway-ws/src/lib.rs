@@ -48,9 +48,9 @@ use crate::upstream::{Forwarding, Upstreams};
 pub const READ_BUFFER_BYTES: usize = 1024;
 
 /// What a connection gathers before writing to its socket while it writes a burst of pushes
-/// (`session::PUSH_BURST`): a burst of small events is one write. Outside a burst every message
-/// is flushed at once; a connection that never had a burst never fills the buffer, so idle
-/// connections cost no more.
+/// (`session::PUSH_BURST`): a burst of small events takes one write per 8 KiB instead of one per
+/// event. Outside a burst every message is flushed at once. The buffer keeps the capacity it grew
+/// to (up to about twice this on a busy connection); an idle connection never grows it.
 pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Connects to everything `gateway-ws` needs and assembles the service.

@@ -412,7 +412,7 @@ impl World {
         sqlx::raw_sql(&format!(
             "CREATE OR REPLACE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS
                  $$ BEGIN RAISE EXCEPTION 'the disk is on fire'; END $$;
-             CREATE TRIGGER refuse_release BEFORE UPDATE ON holds FOR EACH ROW
+             CREATE OR REPLACE TRIGGER refuse_release BEFORE UPDATE ON holds FOR EACH ROW
              WHEN (NEW.status = 'released' AND {condition}) EXECUTE FUNCTION refuse_release();"
         ))
         .execute(&self.wallets_db.pool)

@@ -130,12 +130,13 @@ struct Session {
     client: IpAddr,
     /// The slots of the lots watched anonymously (the address's cap is counted per replica).
     anonymous: HashMap<LotId, AnonymousSlot>,
-    /// While a burst of pushes is written: messages are queued and flushed once at its end.
+    /// While a burst of pushes is written: messages gather in the write buffer (written each time
+    /// it passes `WRITE_BUFFER_BYTES`) and the rest is flushed at the burst's end.
     corked: bool,
 }
 
-/// Pushes already waiting when one arrives are written with it and flushed once: under load a
-/// burst costs one write to the socket instead of one per message.
+/// Pushes already waiting when one arrives are written with it and flushed at the end: under
+/// load a burst costs a write per `WRITE_BUFFER_BYTES` instead of one per message.
 const PUSH_BURST: usize = 32;
 
 /// Serves one upgraded connection from `client` until it ends.

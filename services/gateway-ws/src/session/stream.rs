@@ -133,8 +133,8 @@ impl Session {
         Ok(last)
     }
 
-    /// Writes `first` and the pushes already waiting behind it (at most [`PUSH_BURST`]), then
-    /// flushes once.
+    /// Writes `first` and the pushes already waiting behind it (at most [`PUSH_BURST`]), gathered
+    /// in the write buffer, then flushes.
     pub(super) async fn push_burst(
         &mut self,
         first: Push,
