@@ -183,7 +183,7 @@ impl Releases {
                 for release in &releases {
                     outcomes.push(
                         self.wallets
-                            .release(release.wallet, release.lot_id, release.bid_id, &release.key)
+                            .release(release)
                             .await
                             .map_err(|error| gavel_common::error_chain(&error)),
                     );

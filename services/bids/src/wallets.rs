@@ -117,18 +117,13 @@ impl Wallets {
         }
     }
 
-    /// Releases the hold on `wallet` for `lot_id` if it still backs `bid_id`.
-    pub async fn release(
-        &self,
-        wallet: EthAddress,
-        lot_id: LotId,
-        bid_id: BidId,
-        key: &str,
-    ) -> Result<(), WalletsError> {
-        let body = json!({"wallet": wallet, "lot_id": lot_id, "bid_id": bid_id});
+    /// Sends `release` alone, under its key (to a `wallets` without the batch route).
+    pub async fn release(&self, release: &Release) -> Result<(), WalletsError> {
+        let body =
+            json!({"wallet": release.wallet, "lot_id": release.lot_id, "bid_id": release.bid_id});
         let (status, body) = self
             .client
-            .post("/internal/holds/release", Some(key), &body)
+            .post("/internal/holds/release", Some(&release.key), &body)
             .await?;
         released(status, &body)
     }
