@@ -35,17 +35,20 @@ pub async fn enqueue(
     connection: &mut PgConnection,
     envelope: &Envelope,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (event_id, routing_key, envelope) VALUES ($1, $2, $3)")
-        .bind(envelope.id)
-        .bind(&envelope.event_type)
-        .bind(sqlx::types::Json(envelope))
-        .execute(&mut *connection)
-        .await?;
-    // Delivered only if and when the transaction commits.
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(NOTIFY_CHANNEL)
-        .execute(connection)
-        .await?;
+    // One statement (a round trip less per event); the notification is delivered only if and
+    // when the transaction commits.
+    sqlx::query(
+        "WITH queued AS (
+             INSERT INTO outbox (event_id, routing_key, envelope) VALUES ($1, $2, $3) RETURNING 1
+         )
+         SELECT pg_notify($4, '') FROM queued",
+    )
+    .bind(envelope.id)
+    .bind(&envelope.event_type)
+    .bind(sqlx::types::Json(envelope))
+    .bind(NOTIFY_CHANNEL)
+    .execute(connection)
+    .await?;
     Ok(())
 }
 
