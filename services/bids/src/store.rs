@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use gavel_common::db::{CorruptValue, parse_column};
-use gavel_events::{AuctionClosed, LotRules, Outcome};
+use gavel_events::{AuctionClosed, BidAccepted, LotRules, Outcome};
 use gavel_messaging::outbox::enqueue;
 use gavel_messaging::{Envelope, Event};
 use gavel_types::{AccountId, BidId, EthAddress, LotId, Wei};
@@ -203,23 +203,37 @@ pub async fn append<E: Event>(
     Ok(envelope)
 }
 
-pub async fn insert_bid(
+/// Appends an accepted bid: its row in `bids` and its `auction.bid_accepted` event (number
+/// `seq`) in the lot's log in one statement, then the event to the outbox, in the caller's
+/// transaction.
+pub async fn append_bid(
     connection: &mut PgConnection,
     lot_id: LotId,
     seq: i64,
     bid: &crate::rules::Recorded,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO bids (bid_id, lot_id, seq, bidder, wallet, amount, proxy) VALUES ($1, $2, $3, $4, $5, $6::numeric, $7)")
-        .bind(bid.bid_id.0)
-        .bind(lot_id.0)
-        .bind(seq)
-        .bind(bid.bidder.0)
-        .bind(bid.wallet.to_lowercase_hex())
-        .bind(bid.amount.to_string())
-        .bind(bid.proxy)
-        .execute(connection)
-        .await?;
-    Ok(())
+    event: &BidAccepted,
+) -> Result<Envelope, StoreError> {
+    let envelope = Envelope::new(lot_id.to_string(), Some(seq), event)?;
+    sqlx::query(
+        "WITH bid AS (
+             INSERT INTO bids (bid_id, lot_id, seq, bidder, wallet, amount, proxy)
+             VALUES ($3, $1, $2, $4, $5, $6::numeric, $7)
+         )
+         INSERT INTO lot_events (lot_id, seq, event_type, envelope) VALUES ($1, $2, $8, $9)",
+    )
+    .bind(lot_id.0)
+    .bind(seq)
+    .bind(bid.bid_id.0)
+    .bind(bid.bidder.0)
+    .bind(bid.wallet.to_lowercase_hex())
+    .bind(bid.amount.to_string())
+    .bind(bid.proxy)
+    .bind(BidAccepted::TYPE)
+    .bind(sqlx::types::Json(&envelope))
+    .execute(&mut *connection)
+    .await?;
+    enqueue(connection, &envelope).await?;
+    Ok(envelope)
 }
 
 /// Queues the release of `wallet`'s hold on `lot_id` if it still backs `bid_id`.
