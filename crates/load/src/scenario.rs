@@ -10,7 +10,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Args;
 use crate::connection::{self, Due, Resume, Seen, Setup, lock};
-use crate::report::{Latency, Memory, NOT_DECIDED, Report, Shared, Step, Target, histogram};
+use crate::report::{
+    Latency, Memory, NOT_DECIDED, Report, Shared, Step, Target, cpu_per_accepted, histogram,
+};
 use crate::setup::{self, Gateway};
 
 /// How long answers and events may take to arrive after the last bid was due.
@@ -349,6 +351,7 @@ pub async fn run(args: Args) -> Result<bool> {
         ramp,
         knee.into_iter().collect(),
     );
+    report.cpu_ms_per_accepted = cpu_per_accepted(&cpu, report.accepted_per_s);
     report.cpu_percent = cpu;
     if let Some(path) = &args.acks {
         let mut lines = String::new();
@@ -440,6 +443,7 @@ fn report(
         targets: Vec::new(),
         timeline: Vec::new(),
         cpu_percent: Vec::new(),
+        cpu_ms_per_accepted: None,
     };
     if let Some((shared, window, seen)) = bidding {
         let shared = lock(&shared);
@@ -486,18 +490,8 @@ fn report(
 
 /// The targets for each scenario, as measured in this run.
 fn targets(scenario: Scenario, report: &Report) -> Vec<Target> {
-    let at_least = |what: &str, target: f64, measured: f64, unit: &str| Target {
-        what: what.to_owned(),
-        target: format!("≥ {target:.0} {unit}"),
-        measured: format!("{measured:.0} {unit}"),
-        met: measured >= target,
-    };
-    let below = |what: &str, target: f64, measured: f64, unit: &str| Target {
-        what: what.to_owned(),
-        target: format!("< {target} {unit}"),
-        measured: format!("{measured:.1} {unit}"),
-        met: measured < target,
-    };
+    let at_least = Target::at_least;
+    let below = Target::below;
     match scenario {
         Scenario::Many => vec![
             at_least("accepted bids/s", 2000.0, report.accepted_per_s, "/s"),
@@ -535,12 +529,12 @@ fn targets(scenario: Scenario, report: &Report) -> Vec<Target> {
             .memory
             .per_connection_kib
             .map(|per| {
-                vec![Target {
-                    what: "gateway memory per idle connection".to_owned(),
-                    target: "≤ 8 KiB".to_owned(),
-                    measured: format!("{per:.2} KiB"),
-                    met: per <= 8.0,
-                }]
+                vec![Target::at_most(
+                    "gateway memory per idle connection",
+                    8.0,
+                    per,
+                    "KiB",
+                )]
             })
             .unwrap_or_default(),
         Scenario::Ramp | Scenario::Smoke => Vec::new(),
