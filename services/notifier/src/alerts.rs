@@ -43,6 +43,11 @@ impl Alerts {
                 .bind(lot_id.0)
                 .fetch_optional(connection)
                 .await?;
+        Self::known(lot_id, row)
+    }
+
+    /// The lot from its row (title, seller, start price), if it is known yet.
+    fn known(lot_id: LotId, row: Option<(String, Uuid, String)>) -> Result<Lot, HandlerError> {
         // The lot's own event may still be on its way (another queue): try again later.
         let (title, seller, start_price) = row.ok_or_else(|| {
             HandlerError::Transient(format!("lot {lot_id} is not known yet").into())
@@ -139,22 +144,26 @@ impl Handler for Alerts {
             }
             BidAccepted::TYPE => {
                 let bid: BidAccepted = event.decode()?;
-                // The price /lots shows; bids may arrive out of order, the count orders them.
-                sqlx::query(
-                    "UPDATE lots SET price = $2::numeric, bids = $3, ends_at = $4
-                     WHERE lot_id = $1 AND bids < $3",
+                // The price /lots shows (bids may arrive out of order: the count orders
+                // them) and the lot an outbid alert names, in one statement.
+                let row: Option<(String, Uuid, String)> = sqlx::query_as(
+                    "WITH priced AS (
+                         UPDATE lots SET price = $2::numeric, bids = $3, ends_at = $4
+                         WHERE lot_id = $1 AND bids < $3
+                     )
+                     SELECT title, seller, start_price::text FROM lots WHERE lot_id = $1",
                 )
                 .bind(bid.lot_id.0)
                 .bind(bid.price.to_string())
                 .bind(i32::try_from(bid.bid_count).unwrap_or(i32::MAX))
                 .bind(bid.ends_at)
-                .execute(&mut *connection)
+                .fetch_optional(&mut *connection)
                 .await?;
                 if let Some(previous) = bid
                     .previous_leader
                     .filter(|previous| *previous != bid.leader)
                 {
-                    let lot = Self::lot(connection, bid.lot_id).await?;
+                    let lot = Self::known(bid.lot_id, row)?;
                     let text = format!(
                         "You have been outbid on <b>{}</b>: the price is now {} ETH.\n{}",
                         escape(&lot.title),

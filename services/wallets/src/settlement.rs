@@ -54,13 +54,11 @@ impl Handler for AuctionEvents {
 }
 
 async fn bid_recorded(connection: &mut PgConnection, bid: &BidAccepted) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO recorded_bids (bid_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(bid.bid_id.0)
-        .execute(&mut *connection)
-        .await?;
-    // If the hold still backs this bid, it is now recorded.
+    // The bid is recorded, and if the hold still backs it, so is the hold: one statement (a
+    // round trip less per accepted bid).
     sqlx::query(
-        "UPDATE holds SET bid_recorded = true WHERE wallet = $1 AND lot_id = $2 AND bid_id = $3",
+        "WITH recorded AS (INSERT INTO recorded_bids (bid_id) VALUES ($3) ON CONFLICT DO NOTHING)
+         UPDATE holds SET bid_recorded = true WHERE wallet = $1 AND lot_id = $2 AND bid_id = $3",
     )
     .bind(bid.wallet.to_lowercase_hex())
     .bind(bid.lot_id.0)
