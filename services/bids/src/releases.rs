@@ -10,7 +10,7 @@
 //! replica, during an upgrade) is sent the batch one release at a time.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gavel_common::BoxError;
 use gavel_common::metrics::Metrics;
@@ -29,6 +29,8 @@ const LEASE: Duration = Duration::from_secs(30);
 /// Releases claimed and sent at once: at most what `wallets` takes in one request
 /// (`ledger::MAX_BATCH` there); more would be refused whole.
 const BATCH: i64 = 100;
+/// How often at most the pending and parked gauges are counted.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct ReleaseMetrics {
@@ -81,6 +83,7 @@ pub struct Releases {
 
 impl Releases {
     pub async fn run(self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<(), BoxError> {
+        let mut counted: Option<Instant> = None;
         loop {
             match self.deliver().await {
                 // A full batch means more may be due: go again at once.
@@ -90,8 +93,13 @@ impl Releases {
                     warn!(error = %gavel_common::error_chain(&error), "releasing holds failed; will retry");
                 }
             }
-            if let Err(error) = self.gauge().await {
-                warn!(%error, "cannot count pending releases");
+            // A count per round would be a statement per accepted bid when they come one at a
+            // time; the gauges are for an operator's eyes, so once per `GAUGE_EVERY` will do.
+            if counted.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
+                counted = Some(Instant::now());
+                if let Err(error) = self.gauge().await {
+                    warn!(%error, "cannot count pending releases");
+                }
             }
             tokio::select! {
                 () = cancel.cancelled() => return Ok(()),
