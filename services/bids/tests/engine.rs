@@ -368,3 +368,29 @@ async fn a_bid_certainly_too_low_is_refused_without_waiting_for_the_lot() {
     );
     engine.stop().await;
 }
+
+/// A request sent again under its key (a browser's retry, the gateway resending a bid whose
+/// connection closed before the answer) is answered as the first was, even when the bidder has
+/// spent their rate allowance since: the retry is not a new bid. Before, the rate limit came
+/// first and a resent accepted bid could be answered 429 `rate_limited`.
+#[tokio::test]
+async fn a_bid_sent_again_is_answered_as_before_even_at_the_rate_limit() {
+    let world = world(Duration::from_secs(3600)).await;
+    let engine = world.engine_with(world.config(1), Default::default()).await;
+    let lot = world.create_lot(&engine, rules(), AccountId::new()).await;
+    let bidder = world.bidder("1000000").await;
+
+    let (status, first, _) = world.bid(&engine, &bidder, lot, "once", 100, None).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again, replayed) = world.bid(&engine, &bidder, lot, "once", 100, None).await;
+    assert_eq!((status, replayed), (201, true), "{again}");
+    assert_eq!(again, first);
+    // A new bid within the same second is still over the allowance.
+    let (status, limited, _) = world.bid(&engine, &bidder, lot, "twice", 200, None).await;
+    assert_eq!(
+        (status, limited["result"].as_str()),
+        (429, Some("rate_limited")),
+        "{limited}"
+    );
+    engine.stop().await;
+}
