@@ -224,6 +224,8 @@ impl Target {
     fn verdict(&self) -> String {
         match self.missed_by {
             None => "met".to_owned(),
+            // Two decimals near 1 (a miss of 2 % is not "by 1.0×"), one beyond.
+            Some(factor) if factor < 2.0 => format!("MISSED by {factor:.2}×"),
             Some(factor) => format!("MISSED by {factor:.1}×"),
         }
     }
@@ -466,6 +468,8 @@ mod tests {
         assert_eq!(rate.verdict(), "MISSED by 8.0×");
         let latency = Target::below("p99", 50.0, 1250.0, "ms");
         assert_eq!(latency.missed_by, Some(25.0));
+        let close = Target::at_least("deliveries/s", 100_000.0, 97_665.0, "/s");
+        assert_eq!(close.verdict(), "MISSED by 1.02×");
         let memory = Target::at_most("per connection", 8.0, 6.25, "KiB");
         assert_eq!((memory.met, memory.missed_by), (true, None));
         assert_eq!(memory.verdict(), "met");
