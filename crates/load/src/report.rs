@@ -193,7 +193,8 @@ impl Target {
             target: format!("≥ {target:.0} {unit}"),
             measured: format!("{measured:.0} {unit}"),
             met,
-            missed_by: (!met).then(|| target / measured.max(f64::MIN_POSITIVE)),
+            // Nothing measured is no factor at all (`met` still says false).
+            missed_by: (!met && measured > 0.0).then(|| target / measured),
         }
     }
 
@@ -223,7 +224,8 @@ impl Target {
 
     fn verdict(&self) -> String {
         match self.missed_by {
-            None => "met".to_owned(),
+            None if self.met => "met".to_owned(),
+            None => "MISSED (nothing measured)".to_owned(),
             // Two decimals near 1 (a miss of 2 % is not "by 1.0×"), one beyond.
             Some(factor) if factor < 2.0 => format!("MISSED by {factor:.2}×"),
             Some(factor) => format!("MISSED by {factor:.1}×"),
@@ -468,6 +470,9 @@ mod tests {
         assert_eq!(rate.verdict(), "MISSED by 8.0×");
         let latency = Target::below("p99", 50.0, 1250.0, "ms");
         assert_eq!(latency.missed_by, Some(25.0));
+        let nothing = Target::at_least("accepted bids/s", 2000.0, 0.0, "/s");
+        assert_eq!((nothing.met, nothing.missed_by), (false, None));
+        assert_eq!(nothing.verdict(), "MISSED (nothing measured)");
         let close = Target::at_least("deliveries/s", 100_000.0, 97_665.0, "/s");
         assert_eq!(close.verdict(), "MISSED by 1.02×");
         let memory = Target::at_most("per connection", 8.0, 6.25, "KiB");

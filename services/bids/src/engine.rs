@@ -1,9 +1,10 @@
 //! Placing a bid, end to end.
 //!
-//! 1. A request already decided under its `Idempotency-Key` is answered again from the store,
-//!    before the rate limit: sent again, it is not a new bid.
-//! 2. The bidder's rate limit counts the request (Redis, shared by every replica) — every other
-//!    request, retries of undecided bids included: such a retry costs as much as a new one.
+//! 1. The bidder's rate limit counts the request (Redis, shared by every replica) — every
+//!    request, retries included: a retry of an undecided bid costs as much as a new one. Over
+//!    the allowance, a request already decided is still answered as it was (sent again, it is
+//!    not a new bid); anything else is refused 429.
+//! 2. A request already decided under its `Idempotency-Key` is answered again from the store.
 //! 3. A bid certainly below the lot's minimum, by this replica's last view of a lot that has
 //!    bids, is refused at once: its answer is stored under the key, nothing else is touched
 //!    (`crate::known` says why that view can only err on the side of the full path).
@@ -133,18 +134,22 @@ impl Engine {
         request: &BidRequest,
     ) -> Result<StoredAnswer, EngineError> {
         let fingerprint = serde_json::to_string(&(lot_id, request)).unwrap_or_default();
-        // A request already decided is answered as it was, before the rate limit: sent again
-        // (a retry, the gateway resending after a closed connection) it is not a new bid.
-        if let Some(answer) = self.decided(bidder.account, key, &fingerprint).await? {
-            return Ok(answer);
-        }
         if !self.limiter.allow(bidder.account).await? {
+            // Over the allowance, a request already decided is still answered as it was: sent
+            // again (a retry, the gateway resending after a closed connection) it is not a new
+            // bid. Only requests over the allowance pay this lookup before their 429.
+            if let Some(answer) = self.decided(bidder.account, key, &fingerprint).await? {
+                return Ok(answer);
+            }
             return Err(EngineError::RateLimited);
         }
         if let Some(answer) = self
             .refuse_from_memory(bidder, lot_id, key, &fingerprint, request)
             .await?
         {
+            return Ok(answer);
+        }
+        if let Some(answer) = self.decided(bidder.account, key, &fingerprint).await? {
             return Ok(answer);
         }
         self.writers

@@ -10,6 +10,8 @@
 //! bid runs in a savepoint of its own: claim, rules, the hold in `wallets` for an accepted one,
 //! the records and the answer. One commit then makes every decision of the batch durable at
 //! once, and only then is any bidder answered — nobody hears of a bid before it is committed.
+//! A batch of one needs no savepoint: the transaction is the bid's, and rolling it back is what
+//! rolling back its savepoint would have been.
 //!
 //! Failures stay with their bid where they can:
 //! - a reused key, or a statement that fails for one bid, rolls back that bid's savepoint and
@@ -216,8 +218,8 @@ async fn lane(decider: Decider, mut receiver: mpsc::Receiver<Pending>, cancel: C
 enum Step {
     /// Decided (accepted or refused), or replayed from a twin: answer it after the commit.
     Answer(StoredAnswer, bool),
-    /// Not decided (a reused key, a statement that failed): its savepoint is rolled back, it
-    /// gets the error after the commit, the batch goes on.
+    /// Not decided (a reused key, a statement that failed): its savepoint (alone: the
+    /// transaction) is rolled back, it gets the error after the commit, the batch goes on.
     Fail(EngineError),
     /// `wallets` failed: answer it, commit the batch so far, leave the rest for the next one.
     Stop(EngineError),
