@@ -3,11 +3,13 @@
 //! 1. The bidder's rate limit counts the request (Redis, shared by every replica) — every
 //!    request, retries included: a retry of an undecided bid costs as much as a new one. Over
 //!    the allowance, a request already decided is still answered as it was (sent again, it is
-//!    not a new bid); anything else is refused 429.
-//! 2. A request already decided under its `Idempotency-Key` is answered again from the store.
-//! 3. A bid certainly below the lot's minimum, by this replica's last view of a lot that has
-//!    bids, is refused at once: its answer is stored under the key, nothing else is touched
-//!    (`crate::known` says why that view can only err on the side of the full path).
+//!    not a new bid; the same key with another body is 409 even then); anything else is 429.
+//! 2. A bid certainly below the lot's minimum, by this replica's last view of a lot that has
+//!    bids, is refused at once: its answer is stored under the key unless the key was used
+//!    before, nothing else is touched (`crate::known` says why that view can only err on the
+//!    side of the full path).
+//! 3. Any other request already decided under its `Idempotency-Key` is answered again from the
+//!    store.
 //! 4. The bid then waits for its lot's writer (`crate::writer`: one task per lot in this replica,
 //!    so queued bids hold no database connection), which decides the bids waiting for the lot
 //!    in order, in one transaction, **under the lot's row lock**: per bid, the request is claimed
